@@ -1,0 +1,30 @@
+# PagerPal: `make run` to try it, `make test` to check it.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test install migrate clean worker bench
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: $(STAMP)
+	$(BIN)/flask --app pagerpal_web db upgrade
+
+# Web (gunicorn) and worker on the SQLite default, sending disabled, at http://$(HOST):$(PORT)
+run: migrate
+	HOST=$(HOST) PORT=$(PORT) scripts/run-local
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache test-artifacts

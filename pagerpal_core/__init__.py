@@ -1,0 +1,1 @@
+"""PagerPal's core: models, settings and services. Never imports Flask."""

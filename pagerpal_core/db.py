@@ -1,0 +1,108 @@
+"""The declarative base, column types, and engine/session helpers shared by web and worker."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+from pagerpal_core.timeutil import as_utc
+
+# Named constraints so Alembic migrations are stable across SQLite and PostgreSQL.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Base class of every model. Flask-SQLAlchemy wraps it with `model_class=Base`."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timestamp stored as UTC and always returned timezone-aware.
+
+    SQLite keeps no zone, so values are normalised to naive UTC on the way in and get
+    their zone back on the way out; PostgreSQL stores `timestamptz`.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect):
+        if value is None:
+            return None
+        value = as_utc(value)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if isinstance(value, str):  # raw SQLite text from a func.* expression
+            value = datetime.fromisoformat(value)
+        return as_utc(value)
+
+
+# JSON everywhere, JSONB on PostgreSQL (indexable, compact).
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def _sqlite_pragmas(dbapi_connection, _record):
+    # Let SQLAlchemy, not the driver, decide when transactions begin (see _sqlite_begin).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    # WAL lets the worker read while the web writes; busy_timeout waits for the write
+    # lock instead of failing at once with "database is locked".
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=15000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _sqlite_begin(conn):
+    # BEGIN IMMEDIATE takes SQLite's single write lock up front. A deferred transaction
+    # that read first and writes later fails with "database is locked" when another
+    # process wrote in between; taking the lock at BEGIN serialises such transactions
+    # instead (SQLite is the local/demo backend, so throughput matters less than safety).
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def engine_options(url: str) -> dict:
+    """Engine keyword arguments that suit `url`'s backend."""
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 15}}
+    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5, "pool_recycle": 1800}
+
+
+def configure_engine(engine: Engine) -> Engine:
+    """Install per-connection setup (SQLite pragmas); returns the engine."""
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def make_engine(url: str, **extra) -> Engine:
+    """Create an engine for `url` with PagerPal's options (used by the worker and the CLI)."""
+    return configure_engine(create_engine(url, **{**engine_options(url), **extra}))
+
+
+def make_session_factory(engine: Engine) -> sessionmaker:
+    """A session factory whose objects stay usable after commit (worker steps rely on it)."""
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def is_postgres(session_or_engine) -> bool:
+    """True when the session's (or engine's) database is PostgreSQL."""
+    bind = session_or_engine.get_bind() if hasattr(session_or_engine, "get_bind") else session_or_engine
+    return bind.dialect.name == "postgresql"

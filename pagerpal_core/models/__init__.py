@@ -1,0 +1,18 @@
+"""All models; importing this package registers every table on `Base.metadata`."""
+
+from pagerpal_core.db import Base
+from pagerpal_core.models.alert_sources import AlertSource, SnsSubscription
+from pagerpal_core.models.escalation import EscalationLevel, EscalationPolicy, EscalationTarget
+from pagerpal_core.models.incidents import Incident, IncidentEvent
+from pagerpal_core.models.jobs import AppState, AuthThrottle, JobStatus
+from pagerpal_core.models.notifications import Notification
+from pagerpal_core.models.schedules import (Rotation, RotationParticipant, Schedule, ScheduleEntry,
+                                            ScheduleOverride)
+from pagerpal_core.models.users import ContactMethod, Team, TeamMembership, User
+
+__all__ = [
+    "Base", "AlertSource", "SnsSubscription", "EscalationLevel", "EscalationPolicy", "EscalationTarget",
+    "Incident", "IncidentEvent", "AppState", "AuthThrottle", "JobStatus", "Notification", "Rotation",
+    "RotationParticipant", "Schedule", "ScheduleEntry", "ScheduleOverride", "ContactMethod", "Team",
+    "TeamMembership", "User",
+]

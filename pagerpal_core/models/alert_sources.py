@@ -1,0 +1,70 @@
+"""Alert sources (one key per monitoring integration) and SNS subscription records."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, CheckConstraint, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from pagerpal_core.db import Base, JSONType, UTCDateTime
+from pagerpal_core.timeutil import utcnow
+
+SOURCE_KINDS = ("generic", "grafana", "cloudwatch", "alertmanager", "pagerduty")
+
+
+class AlertSource(Base):
+    """A monitoring integration. Only the SHA-256 of its key and a display suffix are stored."""
+
+    __tablename__ = "alert_sources"
+    __table_args__ = (
+        CheckConstraint("kind IN ('generic', 'grafana', 'cloudwatch', 'alertmanager', 'pagerduty')",
+                        name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    kind: Mapped[str] = mapped_column(String(16), default="generic")
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    key_suffix: Mapped[str] = mapped_column(String(8))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    policy_id: Mapped[int | None] = mapped_column(ForeignKey("escalation_policies.id"), nullable=True,
+                                                  index=True)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), nullable=True, index=True)
+    # Source severity (lower-cased) → PagerPal severity (critical/high/warning/info).
+    severity_map: Mapped[dict] = mapped_column(JSONType, default=dict)
+    # Token bucket for rate limiting; updated atomically in one UPDATE per alert.
+    rate_tokens: Mapped[float | None] = mapped_column(Float, nullable=True)
+    rate_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_alert_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    key_rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    @property
+    def masked_key(self) -> str:
+        return f"ppk_…{self.key_suffix}"
+
+
+class SnsSubscription(Base):
+    """An SNS SubscriptionConfirmation received by the web; the worker confirms it."""
+
+    __tablename__ = "sns_subscriptions"
+    __table_args__ = (
+        UniqueConstraint("alert_source_id", "topic_arn", name="uq_sns_subscriptions_source_topic"),
+        CheckConstraint("status IN ('pending', 'confirmed', 'failed', 'unsubscribed')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alert_source_id: Mapped[int] = mapped_column(ForeignKey("alert_sources.id", ondelete="CASCADE"))
+    topic_arn: Mapped[str] = mapped_column(String(512))
+    subscribe_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    message_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    alert_source: Mapped[AlertSource] = relationship()

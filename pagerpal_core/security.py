@@ -1,0 +1,87 @@
+"""Passwords, keys and redaction."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+
+from werkzeug.security import check_password_hash, generate_password_hash
+
+MIN_PASSWORD_LENGTH = 10
+# A hash of nothing, checked when an account does not exist so that a wrong email costs
+# as long as a wrong password (no account enumeration by timing).
+_DUMMY_HASH = generate_password_hash("pagerpal-dummy-password")
+
+
+def hash_password(password: str) -> str:
+    """A salted scrypt hash (werkzeug's default)."""
+    return generate_password_hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """Constant-time check of `password` against `password_hash` (None → always False)."""
+    if not password_hash:
+        check_password_hash(_DUMMY_HASH, password)
+        return False
+    return check_password_hash(password_hash, password)
+
+
+def password_problem(password: str) -> str | None:
+    """Why `password` is unacceptable, or None."""
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
+        return f"must be at least {MIN_PASSWORD_LENGTH} characters"
+    if len(password) > 256:
+        return "must be at most 256 characters"
+    return None
+
+
+def sha256_hex(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def constant_time_equals(a: str | None, b: str | None) -> bool:
+    """Compare two secrets without leaking where they differ."""
+    if a is None or b is None:
+        return False
+    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
+
+
+def new_token(nbytes: int = 32) -> str:
+    return secrets.token_urlsafe(nbytes)
+
+
+# --- redaction -----------------------------------------------------------------------
+
+_SECRET_PATTERNS = [
+    # key=value / "key": "value" pairs whose key names a secret
+    re.compile(r"(?i)((?:password|passwd|secret|token|api[_-]?key|authorization|apikey)"
+               r"[\"']?\s*[:=]\s*[\"']?)([^\s\"'&,;}]+)"),
+    # Authorization header schemes
+    re.compile(r"(?i)\b(Basic|Bearer|App)\s+([A-Za-z0-9+/=._~-]{8,})"),
+    # PagerPal alert source keys
+    re.compile(r"()\b(ppk_[A-Za-z0-9_-]{16,})"),
+    # credentials inside URLs: scheme://user:password@host
+    re.compile(r"(://[^/\s:@]+:)([^@\s/]+)(?=@)"),
+]
+REDACTED = "[REDACTED]"
+
+
+def redact(text: str, secrets_: list[str] | tuple[str, ...] = ()) -> str:
+    """Remove configured secret values and secret-looking substrings from `text`."""
+    if not text:
+        return text
+    for value in sorted(secrets_, key=len, reverse=True):
+        if value and len(value) >= 4:
+            text = text.replace(value, REDACTED)
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
+    return text
+
+
+def clip(text: str | None, limit: int = 500) -> str | None:
+    """Shorten `text` to `limit` characters with an ellipsis."""
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"

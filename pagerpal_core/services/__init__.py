@@ -1,0 +1,1 @@
+"""Services: `verb_noun(session, ..., *, now, actor)` functions. The caller commits."""

@@ -1,0 +1,50 @@
+"""Timeline events: every state change of an incident writes one, in the same transaction."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from pagerpal_core.models import AlertSource, Incident, IncidentEvent, User
+from pagerpal_core.timeutil import utcnow
+
+MAX_DETAIL_BYTES = 16_384
+
+
+def actor_label(actor: User | AlertSource | str | None) -> str:
+    """How an actor reads on the timeline."""
+    if isinstance(actor, User):
+        return actor.name or actor.email
+    if isinstance(actor, AlertSource):
+        return f"source {actor.name}"
+    return actor or "system"
+
+
+def bounded_detail(detail: dict | None, limit: int = MAX_DETAIL_BYTES) -> dict:
+    """`detail` as is when it is small enough, else a truncated JSON preview of it."""
+    detail = detail or {}
+    text = json.dumps(detail, default=str, ensure_ascii=False)
+    if len(text.encode("utf-8")) <= limit:
+        return detail
+    return {"truncated": True, "preview": text[: limit // 2]}
+
+
+def record_event(session: Session, incident: Incident, kind: str, message: str, *,
+                 actor: User | AlertSource | str | None = None, detail: dict | None = None,
+                 now: datetime | None = None) -> IncidentEvent:
+    """Append one event to `incident`'s timeline (flushed, not committed)."""
+    event = IncidentEvent(
+        incident_id=incident.id,
+        kind=kind,
+        message=message,
+        actor_user_id=actor.id if isinstance(actor, User) else None,
+        actor_source_id=actor.id if isinstance(actor, AlertSource) else None,
+        actor_label=actor_label(actor),
+        detail=bounded_detail(detail),
+        created_at=now or utcnow(),
+    )
+    session.add(event)
+    session.flush()
+    return event

@@ -1,0 +1,195 @@
+"""Users: accounts that log in, and responder identities that only get paged."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from pagerpal_core.errors import Conflict, Invalid, NotFound
+from pagerpal_core.models import AppState, ContactMethod, Incident, User
+from pagerpal_core.models.incidents import OPEN_STATUSES
+from pagerpal_core.models.users import CHANNELS, ROLES
+from pagerpal_core.security import hash_password, password_problem, verify_password
+from pagerpal_core.services.timeline import record_event
+from pagerpal_core.timeutil import utcnow
+
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+def normalize_email(email) -> str:
+    return email.strip().lower() if isinstance(email, str) else ""
+
+
+def validate_contact(channel, destination) -> str | None:
+    """Why (channel, destination) is unusable, or None."""
+    if channel not in CHANNELS:
+        return f"channel must be one of {', '.join(CHANNELS)}"
+    if not isinstance(destination, str) or not destination.strip():
+        return "destination is required"
+    destination = destination.strip()
+    if channel == "email" and not EMAIL_RE.match(destination):
+        return "must be an email address"
+    if channel in ("sms", "whatsapp") and not E164_RE.match(destination):
+        return "must be an E.164 phone number such as +14155550123"
+    return None
+
+
+def _validate_user_fields(*, email=None, name=None, role=None, password=None, timezone=None,
+                          check_email=True) -> dict:
+    errors = {}
+    if check_email and not EMAIL_RE.match(normalize_email(email)):
+        errors["email"] = "must be an email address"
+    elif check_email and len(email) > 254:
+        errors["email"] = "must be at most 254 characters"
+    if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > 200):
+        errors["name"] = "is required, at most 200 characters"
+    if role is not None and role not in ROLES:
+        errors["role"] = f"must be one of {', '.join(ROLES)}"
+    if password is not None:
+        problem = password_problem(password)
+        if problem:
+            errors["password"] = problem
+    if timezone is not None:
+        try:
+            ZoneInfo(timezone) if isinstance(timezone, str) and timezone else ZoneInfo("")
+        except (ZoneInfoNotFoundError, ValueError):
+            errors["timezone"] = "must be an IANA time zone such as Europe/Berlin"
+    return errors
+
+
+def get_user(session: Session, user_id: int) -> User:
+    """The user with `user_id`, or NotFound."""
+    user = session.get(User, user_id) if isinstance(user_id, int) else None
+    if user is None:
+        raise NotFound(f"user {user_id} not found")
+    return user
+
+
+def find_user_by_email(session: Session, email: str) -> User | None:
+    return session.scalar(select(User).where(func.lower(User.email) == normalize_email(email)))
+
+
+def create_user(session: Session, *, email: str, name: str | None = None, role: str = "responder",
+                password: str | None = None, timezone: str = "UTC",
+                contact_methods: list[dict] | None = None) -> User:
+    """Create a user; without `password` it is a responder identity that cannot log in."""
+    name = name if name is not None else (email.split("@")[0] if isinstance(email, str) else "")
+    errors = _validate_user_fields(email=email, name=name, role=role, password=password, timezone=timezone)
+    for i, method in enumerate(contact_methods or []):
+        if not isinstance(method, dict):
+            errors[f"contact_methods[{i}]"] = "must be an object"
+            continue
+        problem = validate_contact(method.get("channel"), method.get("destination"))
+        if problem:
+            errors[f"contact_methods[{i}]"] = problem
+    if errors:
+        raise Invalid("invalid user", fields=errors)
+    user = User(email=email.strip(), name=name.strip(), role=role, timezone=timezone,
+                password_hash=hash_password(password) if password else None)
+    for method in contact_methods or []:
+        user.contact_methods.append(ContactMethod(
+            channel=method["channel"], destination=method["destination"].strip(),
+            enabled=bool(method.get("enabled", True))))
+    try:
+        with session.begin_nested():
+            session.add(user)
+            session.flush()
+    except IntegrityError:
+        raise Conflict(f"a user with email {email.strip()} already exists",
+                       fields={"email": "already in use"}) from None
+    return user
+
+
+def set_password(session: Session, user: User, password: str | None) -> User:
+    """Set (or with None, remove) a user's password; existing sessions are signed out."""
+    if password is not None:
+        problem = password_problem(password)
+        if problem:
+            raise Invalid("invalid password", fields={"password": problem})
+    user.password_hash = hash_password(password) if password else None
+    user.auth_version = (user.auth_version or 1) + 1
+    session.flush()
+    return user
+
+
+def set_role(session: Session, user: User, role: str) -> User:
+    if role not in ROLES:
+        raise Invalid("invalid role", fields={"role": f"must be one of {', '.join(ROLES)}"})
+    if role != user.role:
+        user.role = role
+        user.auth_version = (user.auth_version or 1) + 1
+        session.flush()
+    return user
+
+
+def authenticate(session: Session, email: str, password: str) -> User | None:
+    """The active, login-enabled user with these credentials, or None (constant work either way)."""
+    user = find_user_by_email(session, email) if isinstance(email, str) else None
+    ok = verify_password(user.password_hash if user else None, password or "")
+    if user is None or not ok or not user.can_log_in:
+        return None
+    return user
+
+
+def has_login_admin(session: Session) -> bool:
+    """True when some active admin can log in (otherwise /login offers first-run setup)."""
+    return session.scalar(select(func.count(User.id)).where(
+        User.role == "admin", User.active.is_(True), User.password_hash.is_not(None))) > 0
+
+
+def bootstrap_first_admin(session: Session, *, email: str, name: str, password: str,
+                          now: datetime | None = None) -> User:
+    """Create the first admin on a database that has no login-enabled admin — exactly once.
+
+    Two people submitting at the same moment both see "no admin"; both then insert the
+    claim row `bootstrap:<number of admins ever created>`, and its primary key lets only
+    one of them commit. (A later bootstrap, after every admin was deactivated, claims the
+    next number.)
+    """
+    if has_login_admin(session):
+        raise Conflict("PagerPal already has an admin; sign in instead")
+    admins_ever = session.scalar(select(func.count(User.id)).where(User.role == "admin"))
+    claim_key = f"bootstrap:{admins_ever}"
+    user = create_user(session, email=email, name=name, role="admin", password=password or "")
+    try:
+        with session.begin_nested():
+            session.add(AppState(key=claim_key, value=str(user.id), created_at=now or utcnow()))
+            session.flush()
+    except IntegrityError:
+        raise Conflict("another person just completed first-run setup; sign in instead") from None
+    return user
+
+
+def deactivate_user(session: Session, user: User, *, actor: User | None = None,
+                    now: datetime | None = None) -> User:
+    """Deactivate `user`: history stays; open incidents assigned to them get a warning.
+
+    On-call resolution skips inactive users, so they drop out of paging at once.
+    """
+    now = now or utcnow()
+    if not user.active:
+        return user
+    user.active = False
+    user.deactivated_at = now
+    user.auth_version = (user.auth_version or 1) + 1
+    session.flush()
+    incidents = session.scalars(select(Incident).where(
+        Incident.assignee_id == user.id, Incident.status.in_(OPEN_STATUSES)))
+    for incident in incidents:
+        record_event(session, incident, "assignee_deactivated",
+                     f"Assignee {user.name} was deactivated; reassign this incident.",
+                     actor=actor, detail={"user_id": user.id}, now=now)
+    return user
+
+
+def reactivate_user(session: Session, user: User) -> User:
+    user.active = True
+    user.deactivated_at = None
+    session.flush()
+    return user

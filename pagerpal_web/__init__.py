@@ -1,0 +1,92 @@
+"""The PagerPal web app. `create_app()` only wires things together."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import Flask
+
+from pagerpal_core.db import configure_engine, engine_options
+from pagerpal_core.logs import setup_logging
+from pagerpal_core.schema import schema_problem
+from pagerpal_core.settings import PROJECT_ROOT, ConfigError, Settings
+from pagerpal_web.extensions import csrf, db, login_manager, migrate
+
+
+def _split_overrides(overrides: dict | None) -> tuple[dict, dict]:
+    """Separate PagerPal settings (env names or field names) from plain Flask config keys."""
+    from dataclasses import fields
+
+    known = {f.metadata["env"] for f in fields(Settings)} | {f.name for f in fields(Settings)}
+    settings_part, flask_part = {}, {}
+    for key, value in (overrides or {}).items():
+        (settings_part if key in known else flask_part)[key] = value
+    return settings_part, flask_part
+
+
+def _find_dir(name: str) -> str:
+    for candidate in (PROJECT_ROOT / name, Path.cwd() / name):
+        if candidate.is_dir():
+            return str(candidate)
+    return str(PROJECT_ROOT / name)
+
+
+def create_app(overrides: dict | None = None) -> Flask:
+    """Build the app from the environment; `overrides` wins over it (tests pass a dict)."""
+    settings_overrides, flask_overrides = _split_overrides(overrides)
+    settings = Settings.from_env(overrides=settings_overrides)
+    os.makedirs(settings.instance_path, exist_ok=True)
+    setup_logging(settings.log_level, settings.secret_values())
+
+    app = Flask(__name__, instance_path=settings.instance_path, template_folder=_find_dir("templates"))
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SQLALCHEMY_DATABASE_URI=settings.database_url,
+        SQLALCHEMY_ENGINE_OPTIONS=engine_options(settings.database_url),
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        SESSION_COOKIE_SECURE=settings.session_cookie_secure,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SECURE=settings.session_cookie_secure,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        WTF_CSRF_TIME_LIMIT=None,
+        JSON_SORT_KEYS=False,
+        PAGERPAL=settings,
+    )
+    app.config.update(flask_overrides)
+
+    db.init_app(app)
+    with app.app_context():
+        configure_engine(db.engine)
+    migrate.init_app(app, db, directory=_find_dir("migrations"))
+    csrf.init_app(app)
+    login_manager.init_app(app)
+
+    if settings.is_production:
+        problems = settings.production_problems()
+        with app.app_context():
+            problem = schema_problem(db.engine)
+        if problem:
+            problems.append(problem)
+        if problems:
+            raise ConfigError(problems)
+
+    from pagerpal_web import api, auth, cli, errors, health, requestlog, ui, webhooks
+
+    requestlog.init_app(app)
+    errors.init_app(app)
+    auth.init_app(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(ui.bp)
+    app.register_blueprint(api.bp, url_prefix="/api/v1")
+    app.register_blueprint(webhooks.bp, url_prefix="/api/v1")
+    csrf.exempt(api.bp)
+    csrf.exempt(webhooks.bp)
+    cli.init_app(app)
+    return app
+
+
+def settings_of(app: Flask) -> Settings:
+    """The parsed settings of `app`."""
+    return app.config["PAGERPAL"]

@@ -1,0 +1,29 @@
+"""GET /api/v1/system/jobs: worker health for any signed-in account."""
+
+from flask import jsonify
+
+from pagerpal_core.services.system import list_job_health
+from pagerpal_core.timeutil import utcnow
+from pagerpal_web.api import bp
+from pagerpal_web.api.common import ts
+from pagerpal_web.extensions import db
+
+
+def serialize_job(health) -> dict:
+    job = health.job
+    return {
+        "name": job.name, "enabled": job.enabled, "stale": health.stale,
+        "interval_seconds": job.interval_seconds,
+        "leader": {"host": job.leader_host, "pid": job.leader_pid} if job.leader_host else None,
+        "last_started_at": ts(job.last_started_at), "last_success_at": ts(job.last_success_at),
+        "last_error": job.last_error, "last_error_at": ts(job.last_error_at),
+        "run_count": job.run_count, "last_duration_ms": job.last_duration_ms,
+        "standby_instances": sorted((job.standby_instances or {}).keys()),
+    }
+
+
+@bp.get("/system/jobs")
+def system_jobs():
+    """Each worker step's last run, leader and stale flag."""
+    jobs = list_job_health(db.session, now=utcnow())
+    return jsonify(items=[serialize_job(h) for h in jobs])

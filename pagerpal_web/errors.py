@@ -1,0 +1,81 @@
+"""One error shape: `{"error": {"code", "message"}}` under /api/, an HTML page elsewhere."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from pagerpal_core.errors import DomainError, RateLimited
+from pagerpal_web.extensions import db
+
+log = logging.getLogger("pagerpal.web")
+
+
+def is_api_request() -> bool:
+    return request.path.startswith("/api/")
+
+
+def error_response(status: int, code: str, message: str, *, fields: dict | None = None,
+                   detail: dict | None = None, headers: dict | None = None):
+    """A JSON error response in the common shape."""
+    body = {"error": {"code": code, "message": message}}
+    if fields:
+        body["error"]["fields"] = fields
+    if detail:
+        body["error"]["detail"] = detail
+    response = jsonify(body)
+    response.status_code = status
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def domain_error_response(exc: DomainError):
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    return error_response(exc.status, exc.code, exc.message, fields=exc.fields, detail=exc.detail,
+                          headers=headers)
+
+
+def _html_error(status: int, title: str, message: str):
+    return render_template("error.html", status=status, title=title, message=message), status
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(DomainError)
+    def handle_domain_error(exc: DomainError):
+        db.session.rollback()
+        if is_api_request():
+            return domain_error_response(exc)
+        return _html_error(exc.status, exc.code.replace("_", " ").title(), exc.message)
+
+    @app.errorhandler(CSRFError)
+    def handle_csrf(exc: CSRFError):
+        if is_api_request():
+            return error_response(400, "csrf_failed", exc.description)
+        return _html_error(400, "Form expired or forged",
+                           "The form could not be verified (missing or invalid CSRF token). "
+                           "Reload the page and try again.")
+
+    @app.errorhandler(HTTPException)
+    def handle_http(exc: HTTPException):
+        if is_api_request():
+            code = (exc.name or "error").lower().replace(" ", "_")
+            message = exc.description or exc.name
+            if exc.code == 413:
+                message = f"request body is larger than {app.config['MAX_CONTENT_LENGTH']} bytes"
+            response = error_response(exc.code or 500, code, message)
+            if exc.code == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
+                response.headers["Allow"] = ", ".join(exc.valid_methods)
+            return response
+        return _html_error(exc.code or 500, exc.name, exc.description or "")
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(exc: Exception):
+        db.session.rollback()
+        log.exception("unhandled error")
+        if is_api_request():
+            return error_response(500, "internal_error", "internal error; see the server log")
+        return _html_error(500, "Internal error", "Something went wrong; the error was logged.")

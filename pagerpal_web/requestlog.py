@@ -1,0 +1,41 @@
+"""Request ids and one structured access-log line per request."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from flask import Flask, g, request
+
+from pagerpal_core.logs import log_fields, request_id_var
+
+log = logging.getLogger("pagerpal.access")
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+
+
+def init_app(app: Flask) -> None:
+    @app.before_request
+    def assign_request_id():
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+        g.request_started = time.perf_counter()
+        request_id_var.set(g.request_id)
+
+    @app.after_request
+    def echo_request_id(response):
+        request_id = g.get("request_id")
+        if request_id:
+            response.headers["X-Request-ID"] = request_id
+        started = g.get("request_started")
+        # The query string is left out: `?api_key=` must never reach a log line.
+        log.info("request", extra=log_fields(
+            method=request.method, path=request.path, status=response.status_code,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2) if started else None,
+            remote=request.remote_addr))
+        return response
+
+    @app.teardown_request
+    def clear_request_id(_exc=None):
+        request_id_var.set(None)

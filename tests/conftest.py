@@ -1,0 +1,191 @@
+"""Fixtures: an app on a fresh SQLite file and on a fresh PostgreSQL database per test.
+
+PostgreSQL tests skip with a reason when the server is not reachable, unless
+PAGERPAL_REQUIRE_POSTGRES=1, which makes them fail (CI sets it).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+
+import pytest
+from werkzeug.serving import make_server
+
+from pagerpal_core.db import make_engine, make_session_factory
+from tests import dbutil
+
+REQUIRE_POSTGRES = os.environ.get("PAGERPAL_REQUIRE_POSTGRES") == "1"
+BACKENDS = ["sqlite", "postgresql"]
+_pg_counter = {"passed": 0, "ran": 0}
+
+
+def pytest_configure(config):
+    config.pagerpal_pg_reason = dbutil.postgres_unavailable_reason()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory):
+    return dbutil.make_sqlite_template(tmp_path_factory.mktemp("sqlite-template"))
+
+
+@pytest.fixture(scope="session")
+def pg_template(request):
+    reason = request.config.pagerpal_pg_reason
+    if reason:
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"PAGERPAL_REQUIRE_POSTGRES=1 but {reason}")
+        pytest.skip(reason)
+    name = dbutil.create_pg_database(prefix="pagerpal_tmpl")
+    try:
+        dbutil.upgrade(dbutil.pg_url(name))
+        yield name
+    finally:
+        dbutil.drop_pg_database(name)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    return request.param
+
+
+@pytest.fixture
+def database_url(request, backend, tmp_path):
+    """A freshly migrated, empty database on `backend`, dropped afterwards."""
+    if backend == "sqlite":
+        yield dbutil.clone_sqlite(request.getfixturevalue("sqlite_template"), tmp_path)
+        return
+    template = request.getfixturevalue("pg_template")
+    name = dbutil.create_pg_database(template=template)
+    try:
+        yield dbutil.pg_url(name)
+    finally:
+        dbutil.drop_pg_database(name)
+
+
+@pytest.fixture
+def pg_database_url(request):
+    """A fresh PostgreSQL database for tests that only make sense there."""
+    template = request.getfixturevalue("pg_template")
+    name = dbutil.create_pg_database(template=template)
+    try:
+        yield dbutil.pg_url(name)
+    finally:
+        dbutil.drop_pg_database(name)
+
+
+def app_overrides(database_url: str, tmp_path, **extra) -> dict:
+    return {
+        "DATABASE_URL": database_url,
+        "PAGERPAL_INSTANCE_PATH": str(tmp_path / "instance"),
+        "SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
+        "ENVIRONMENT": "test",
+        "TESTING": True,
+        **extra,
+    }
+
+
+@pytest.fixture
+def make_app(database_url, tmp_path):
+    """Build an app on the test database with extra overrides: make_app(METRICS="open")."""
+    from pagerpal_web import create_app
+
+    apps = []
+
+    def build(**extra):
+        app = create_app(app_overrides(database_url, tmp_path, **extra))
+        apps.append(app)
+        return app
+
+    yield build
+    from pagerpal_web.extensions import db
+
+    for app in apps:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def engine(database_url):
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session(engine):
+    """A plain SQLAlchemy session (what the worker and core services use)."""
+    factory = make_session_factory(engine)
+    session = factory()
+    yield session
+    session.rollback()
+    session.close()
+
+
+@pytest.fixture
+def session_factory(engine):
+    return make_session_factory(engine)
+
+
+class LiveServer:
+    def __init__(self, app):
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def live_server(app):
+    """The app served over a real socket by a threaded server."""
+    with LiveServer(app) as server:
+        yield server
+
+
+CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+def csrf_token_from(html: str) -> str:
+    match = CSRF_RE.search(html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+def pytest_runtest_logreport(report):
+    """Count tests that ran on PostgreSQL, so CI can tell they were not all skipped."""
+    if report.when == "call" and ("postgresql" in report.nodeid or "postgres_only" in report.keywords):
+        _pg_counter["ran"] += 1
+        _pg_counter["passed"] += int(report.passed)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    terminalreporter.write_line(f"PostgreSQL tests: {_pg_counter['passed']} passed of {_pg_counter['ran']} run")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if REQUIRE_POSTGRES and _pg_counter["ran"] == 0 and session.testscollected:
+        session.exitstatus = 1
