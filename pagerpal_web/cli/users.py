@@ -1,23 +1,15 @@
-"""`flask --app pagerpal_web pagerpal ...`: thin commands over the core services."""
+"""User commands: create-admin."""
 
 from __future__ import annotations
 
 import sys
 
 import click
-from flask import Flask
-from flask.cli import AppGroup
 
 from pagerpal_core.errors import DomainError
 from pagerpal_core.services.users import create_user
+from pagerpal_web.cli import fail, pagerpal
 from pagerpal_web.extensions import db
-
-pagerpal = AppGroup("pagerpal", help="PagerPal administration.")
-
-
-def fail(message: str) -> None:
-    click.echo(f"Error: {message}", err=True)
-    sys.exit(1)
 
 
 @pagerpal.command("create-admin")
@@ -38,7 +30,3 @@ def create_admin_command(email: str, name: str | None, password_stdin: bool):
         details = "; ".join(f"{k}: {v}" for k, v in exc.fields.items())
         fail(exc.message + (f" ({details})" if details else ""))
     click.echo(f"Created admin {user.email} (id {user.id}).")
-
-
-def init_app(app: Flask) -> None:
-    app.cli.add_command(pagerpal)

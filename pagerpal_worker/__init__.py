@@ -1,0 +1,1 @@
+"""The pagerpal-worker process: leadership, the dispatch/escalation loop, providers. No Flask."""

@@ -1,0 +1,49 @@
+"""The one interface every channel sender implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+Outcome = Literal["accepted", "retryable", "permanent"]
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """What a sender needs, copied out of a claimed notification row (no session attached)."""
+
+    notification_id: int
+    channel: str           # sms | whatsapp | email
+    destination: str       # E.164 number or email address
+    subject: str
+    body: str
+    incident_id: int | None = None
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """accepted (with the provider's id), or a retryable/permanent failure saying why."""
+
+    outcome: Outcome
+    provider_message_id: str | None = None
+    provider_status: str | None = None
+    error: str | None = None
+
+    @classmethod
+    def accepted(cls, message_id: str | None, status: str | None = None) -> "SendResult":
+        return cls("accepted", provider_message_id=message_id, provider_status=status)
+
+    @classmethod
+    def retryable(cls, error: str) -> "SendResult":
+        return cls("retryable", error=error)
+
+    @classmethod
+    def permanent(cls, error: str) -> "SendResult":
+        return cls("permanent", error=error)
+
+
+class Sender(Protocol):
+    channel: str
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        """Deliver `message`; never raises for provider trouble, returns a SendResult."""
