@@ -16,7 +16,7 @@ from pagerpal_core.services.timeline import record_event
 
 
 def trigger_incident(session: Session, incident: Incident, *, actor: User | AlertSource | str | None,
-                     now: datetime, detail: dict | None = None) -> Incident:
+                     now: datetime, base_url: str, detail: dict | None = None) -> Incident:
     """Start paging for a newly inserted (flushed) incident.
 
     Records the `triggered` event. Routing (policy, level 1 pages, next escalation time)
