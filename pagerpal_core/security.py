@@ -55,11 +55,11 @@ def new_token(nbytes: int = 32) -> str:
 # --- redaction -----------------------------------------------------------------------
 
 _SECRET_PATTERNS = [
+    # Authorization header schemes
+    re.compile(r"(?i)\b(Basic|Bearer|App)\s+([A-Za-z0-9+/=._~-]{8,})"),
     # key=value / "key": "value" pairs whose key names a secret
     re.compile(r"(?i)((?:password|passwd|secret|token|api[_-]?key|authorization|apikey)"
                r"[\"']?\s*[:=]\s*[\"']?)([^\s\"'&,;}]+)"),
-    # Authorization header schemes
-    re.compile(r"(?i)\b(Basic|Bearer|App)\s+([A-Za-z0-9+/=._~-]{8,})"),
     # PagerPal alert source keys
     re.compile(r"()\b(ppk_[A-Za-z0-9_-]{16,})"),
     # credentials inside URLs: scheme://user:password@host
