@@ -72,9 +72,10 @@ def create_app(overrides: dict | None = None) -> Flask:
         if problems:
             raise ConfigError(problems)
 
-    from pagerpal_web import api, auth, cli, errors, health, requestlog, ui, webhooks
+    from pagerpal_web import api, auth, browser_safety, cli, errors, health, requestlog, ui, webhooks
 
     requestlog.init_app(app)
+    browser_safety.init_app(app)
     errors.init_app(app)
     auth.init_app(app)
     app.register_blueprint(health.bp)

@@ -100,3 +100,25 @@ def test_json_formatter_redacts_messages_and_exceptions():
                                    sys.exc_info())
     line = formatter.format(record)
     assert "s3cr3t-smtp-pass" not in line and json.loads(line)["level"] == "error"
+
+
+def test_security_headers_on_pages_and_api(client):
+    for path in ("/login", "/health", "/api/v1/system/jobs"):
+        headers = client.get(path).headers
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+        assert "'unsafe-inline'" not in headers["Content-Security-Policy"]
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["Referrer-Policy"] == "same-origin"
+
+
+def test_cross_origin_form_post_is_refused(client, make_account):
+    from tests.conftest import csrf_token_from
+
+    user = make_account(role="admin")
+    token = csrf_token_from(client.get("/login").get_data(as_text=True))
+    response = client.post("/login", data={"email": user.email, "password": "correct-horse-battery",
+                                           "csrf_token": token}, headers={"Origin": "https://evil.example"})
+    assert response.status_code == 403
+    ok = client.post("/login", data={"email": user.email, "password": "correct-horse-battery",
+                                     "csrf_token": token}, headers={"Origin": "http://localhost"})
+    assert ok.status_code == 302
