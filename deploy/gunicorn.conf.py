@@ -1,0 +1,163 @@
+"""Gunicorn settings for PagerPal's web process: `gunicorn -c deploy/gunicorn.conf.py "pagerpal_web:create_app()"`.
+
+Everything comes from the environment so the same file serves systemd, Docker and a Procfile:
+
+  GUNICORN_BIND              host:port to listen on (default: $HOST:$PORT, i.e. 127.0.0.1:8000)
+  GUNICORN_WORKERS           worker processes (default: $WEB_CONCURRENCY, else 2)
+  GUNICORN_THREADS           threads per worker (default 1; >1 switches to the gthread worker)
+  GUNICORN_TIMEOUT           seconds a request may take before its worker is replaced (default 30)
+  GUNICORN_GRACEFUL_TIMEOUT  seconds in-flight requests get after SIGTERM (default 30)
+  PROMETHEUS_MULTIPROC_DIR   where workers share /metrics counters (default: a fresh temp dir)
+
+Access lines are JSON, one per request, with the X-Request-ID the app echoes, so a gunicorn
+line and the app's own log lines for one request share an id. The query string is never
+logged: alert senders that cannot set headers put `?api_key=` there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+
+from gunicorn.glogging import Logger
+
+
+def _env_int(name: str, default: int, minimum: int = 1) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise SystemExit(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+bind = os.environ.get("GUNICORN_BIND") or f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+workers = _env_int("GUNICORN_WORKERS", _env_int("WEB_CONCURRENCY", 2))
+threads = _env_int("GUNICORN_THREADS", 1)
+# Requests only read and write rows (providers are the worker's job), so 30 s is generous.
+timeout = _env_int("GUNICORN_TIMEOUT", 30)
+# SIGTERM: stop accepting, let in-flight requests (an alert being committed) finish.
+graceful_timeout = _env_int("GUNICORN_GRACEFUL_TIMEOUT", 30)
+keepalive = 5
+# Recycle workers now and then so a slow leak cannot grow forever; jitter avoids all at once.
+max_requests = _env_int("GUNICORN_MAX_REQUESTS", 2000, minimum=0)
+max_requests_jitter = 200
+# The heartbeat file lives in memory: a disk stall must not look like a hung worker.
+if os.path.isdir("/dev/shm"):
+    worker_tmp_dir = "/dev/shm"
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+proc_name = "pagerpal-web"
+# create_app() runs in each worker after the fork: no connection pool is shared across forks.
+preload_app = False
+
+
+def _clip(value, limit: int = 300):
+    if value is None:
+        return None
+    value = str(value)
+    return value if len(value) <= limit else value[:limit] + "…"
+
+
+class _JsonErrorFormatter(logging.Formatter):
+    """Gunicorn's own messages (boot, worker exits) as JSON lines like the app's."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": "gunicorn.error",
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class JsonLogger(Logger):
+    """Gunicorn logger writing JSON: one object per access line and per error-log record."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        for handler in self.error_log.handlers:
+            handler.setFormatter(_JsonErrorFormatter())
+        for handler in self.access_log.handlers:
+            handler.setFormatter(logging.Formatter("%(message)s"))
+
+    def access(self, resp, req, environ, request_time):
+        """One JSON line per request; never the query string (it may hold `api_key`)."""
+        if not self.access_log_enabled:
+            return
+        headers = {name.lower(): value for name, value in (resp.headers or [])}
+        status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
+        entry = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "level": "info",
+            "logger": "gunicorn.access",
+            "message": "request",
+            "request_id": _clip(headers.get("x-request-id"), 100),
+            "method": environ.get("REQUEST_METHOD"),
+            "path": _clip(environ.get("PATH_INFO"), 500),
+            "status": int(status) if str(status).isdigit() else status,
+            "bytes": getattr(resp, "sent", None),
+            "duration_ms": round(request_time.total_seconds() * 1000, 2),
+            "remote": environ.get("REMOTE_ADDR"),
+            "forwarded_for": _clip(environ.get("HTTP_X_FORWARDED_FOR"), 200),
+            "user_agent": _clip(environ.get("HTTP_USER_AGENT"), 200),
+            "pid": os.getpid(),
+        }
+        try:
+            self.access_log.info(json.dumps({k: v for k, v in entry.items() if v is not None},
+                                            ensure_ascii=False))
+        except Exception:  # a log line must never fail a request
+            self.exception("could not write the access log line")
+
+
+logger_class = JsonLogger
+
+_created_metrics_dir: list[str] = []
+
+
+def on_starting(server):
+    """Give the workers one shared directory for /metrics counters, emptied at each start.
+
+    prometheus_client's multiprocess mode keeps each worker's counters in files there and
+    sums them on every scrape, so a counter is correct whichever worker served the alert.
+    It must be in the environment before any worker imports prometheus_client.
+    """
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        directory = tempfile.mkdtemp(prefix="pagerpal-metrics-")
+        _created_metrics_dir.append(directory)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    os.makedirs(directory, exist_ok=True)
+    # Counters from a previous run would be summed with ours: start from zero (Prometheus
+    # treats the drop as a counter reset, as it does for any restart).
+    for name in os.listdir(directory):
+        if name.endswith(".db"):
+            os.unlink(os.path.join(directory, name))
+
+
+def child_exit(server, worker):
+    """A dead worker's live gauges must disappear; its counters stay in the totals."""
+    try:
+        from prometheus_client import multiprocess
+    except ImportError:
+        return
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    """Remove the metrics directory this config created (never one it was given)."""
+    for directory in _created_metrics_dir:
+        shutil.rmtree(directory, ignore_errors=True)
