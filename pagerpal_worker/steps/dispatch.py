@@ -1,0 +1,137 @@
+"""Dispatch due notifications: claim under a lease, send outside any transaction, record.
+
+Safe mode (NOTIFICATION_SENDING_ENABLED=false) marks due rows `suppressed` instead, keeping
+the rendered message, and calls no provider.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import as_completed
+from dataclasses import dataclass
+from datetime import datetime
+
+from pagerpal_core.services.notifications import (ClaimedNotification, RetryPolicy,
+                                                  cancel_notifications_of_resolved, claim_due_notifications,
+                                                  clean_error, record_send_outcome, recover_expired_leases,
+                                                  release_claims, suppress_due_notifications)
+from pagerpal_core.timeutil import utcnow
+from pagerpal_worker.context import DISPATCH_CONCURRENCY, WorkerContext
+from pagerpal_worker.providers.base import OutboundMessage, SendResult
+
+log = logging.getLogger("pagerpal.worker.dispatch")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    notification_id: int
+    result: SendResult
+    at: datetime
+
+
+def claim_limit(ctx: WorkerContext, batch_limit: int) -> int:
+    """How many rows one cycle may claim so every send can finish inside its lease."""
+    settings = ctx.settings
+    per_thread = max(1, int(settings.notification_lease_seconds // (settings.provider_timeout_seconds + 1)))
+    return max(1, min(batch_limit, DISPATCH_CONCURRENCY * per_thread))
+
+
+def run(ctx: WorkerContext, now: datetime, limit: int) -> int:
+    """One dispatch pass; returns how many rows it settled (sent, retried, failed, suppressed)."""
+    flush_unrecorded(ctx)
+    settings = ctx.settings
+    with ctx.session_factory() as session:
+        cancelled = cancel_notifications_of_resolved(session, now=now)
+        recovered = recover_expired_leases(session, now=now, max_attempts=settings.notification_max_attempts)
+        if not settings.notification_sending_enabled:
+            suppressed = suppress_due_notifications(session, now=now, limit=limit)
+            session.commit()
+            return suppressed + cancelled
+        claimed = claim_due_notifications(session, now=now, limit=claim_limit(ctx, limit),
+                                          lease_seconds=settings.notification_lease_seconds,
+                                          leased_by=ctx.identity)
+        # The lease is committed before any provider is called: a crash from here on leaves
+        # rows that come back after the lease, never rows that vanish.
+        session.commit()
+    if recovered:
+        log.warning("recovered notifications whose lease expired", extra={"fields": {"count": recovered}})
+    if not claimed:
+        return cancelled
+    return cancelled + send_claimed(ctx, claimed)
+
+
+def send_claimed(ctx: WorkerContext, claimed: list[ClaimedNotification]) -> int:
+    """Send each claimed row on the thread pool and record each outcome as it arrives."""
+    lease_deadline = time.monotonic() + ctx.settings.notification_lease_seconds
+    futures = {ctx.executor.submit(_send_one, ctx, item, lease_deadline): item for item in claimed}
+    unsent: list[int] = []
+    settled = 0
+    for future in as_completed(futures):
+        item = futures[future]
+        result = future.result()  # _send_one never raises
+        if result is None:
+            unsent.append(item.id)
+            continue
+        settled += 1
+        record(ctx, Outcome(item.id, result, utcnow()))
+    if unsent:
+        with ctx.session_factory() as session:
+            released = release_claims(session, unsent, leased_by=ctx.identity, now=utcnow())
+            session.commit()
+        log.info("returned unsent claimed notifications", extra={"fields": {"count": released}})
+    return settled
+
+
+def _send_one(ctx: WorkerContext, item: ClaimedNotification, lease_deadline: float) -> SendResult | None:
+    """The provider call for one row; None when it was not attempted (stopping, lease too short)."""
+    if ctx.stop.is_set():
+        return None
+    # Never start a send that could outlive the lease: another worker could take the row.
+    if time.monotonic() + ctx.settings.provider_timeout_seconds + 1 > lease_deadline:
+        return None
+    sender = ctx.senders.get(item.channel)
+    if sender is None:
+        return SendResult.permanent(f"no {item.channel} provider is configured")
+    message = OutboundMessage(notification_id=item.id, channel=item.channel, destination=item.destination,
+                              subject=item.subject, body=item.body, incident_id=item.incident_id)
+    try:
+        return sender.send(message)
+    except Exception as exc:  # a sender bug must not kill the loop; retry later
+        log.exception("sender raised", extra={"fields": {"notification_id": item.id, "channel": item.channel}})
+        return SendResult.retryable(f"{type(exc).__name__}: {exc}")
+
+
+def record(ctx: WorkerContext, outcome: Outcome) -> None:
+    """Write one outcome in its own transaction; keep it in memory if the database is away."""
+    policy = RetryPolicy.from_settings(ctx.settings)
+    result = outcome.result
+    try:
+        with ctx.session_factory() as session:
+            status = record_send_outcome(
+                session, outcome.notification_id, outcome=result.outcome, leased_by=ctx.identity,
+                now=outcome.at, policy=policy, provider_message_id=result.provider_message_id,
+                provider_status=result.provider_status, error=result.error,
+                secrets=ctx.settings.secret_values(), rng=ctx.rng)
+            session.commit()
+    except Exception as exc:
+        ctx.unrecorded.append(outcome)
+        log.error("could not record a send outcome; will retry",
+                  extra={"fields": {"notification_id": outcome.notification_id,
+                                    "error": clean_error(f"{type(exc).__name__}: {exc}", ())}})
+        return
+    fields = {"notification_id": outcome.notification_id, "outcome": result.outcome, "status": status}
+    if status is None:
+        log.warning("send outcome for a row no longer leased to this worker", extra={"fields": fields})
+    elif result.outcome == "accepted":
+        log.info("notification sent", extra={"fields": fields})
+    else:
+        fields["error"] = clean_error(result.error, ctx.settings.secret_values())
+        log.warning("notification send failed", extra={"fields": fields})
+
+
+def flush_unrecorded(ctx: WorkerContext) -> None:
+    """Record outcomes left over from a database outage (oldest first)."""
+    pending, ctx.unrecorded = ctx.unrecorded, []
+    for outcome in pending:
+        record(ctx, outcome)
