@@ -32,6 +32,19 @@ def _find_dir(name: str) -> str:
     return str(PROJECT_ROOT / name)
 
 
+def _loaded_for_cli_command() -> bool:
+    """True when the `flask` CLI loads the app for a command other than `run`.
+
+    The production refusal guards serving. Commands must still load an unmigrated or
+    misconfigured app: `flask db upgrade` is what brings the database to the head, and
+    `flask pagerpal check` lists exactly what is wrong.
+    """
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and ctx.info_name != "run"
+
+
 def create_app(overrides: dict | None = None) -> Flask:
     """Build the app from the environment; `overrides` wins over it (tests pass a dict)."""
     settings_overrides, flask_overrides = _split_overrides(overrides)
@@ -63,7 +76,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
 
-    if settings.is_production:
+    if settings.is_production and not _loaded_for_cli_command():
         problems = settings.production_problems()
         with app.app_context():
             problem = schema_problem(db.engine)
