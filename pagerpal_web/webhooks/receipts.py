@@ -1,0 +1,38 @@
+"""POST /api/v1/notifications/infobip/receipts: Infobip delivery reports.
+
+When INFOBIP_RECEIPT_TOKEN is set, the `X-Infobip-Receipt-Token` header must equal it
+(compared in constant time) or the call gets 401 and changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import current_app, jsonify, request
+
+from pagerpal_core.logs import log_fields
+from pagerpal_core.security import constant_time_equals
+from pagerpal_core.services.receipts import apply_delivery_reports
+from pagerpal_core.timeutil import utcnow
+from pagerpal_web import settings_of
+from pagerpal_web.api.common import json_body
+from pagerpal_web.errors import error_response
+from pagerpal_web.extensions import db
+from pagerpal_web.webhooks import bp
+
+log = logging.getLogger("pagerpal.receipts")
+TOKEN_HEADER = "X-Infobip-Receipt-Token"
+
+
+@bp.post("/notifications/infobip/receipts")
+def infobip_receipts():
+    """Apply a delivery-report body; answers counts of what changed."""
+    settings = settings_of(current_app)
+    expected = settings.infobip_receipt_token
+    if expected and not constant_time_equals(request.headers.get(TOKEN_HEADER, ""), expected):
+        log.warning("delivery report refused: missing or wrong receipt token")
+        return error_response(401, "unauthorized", f"missing or wrong {TOKEN_HEADER}")
+    summary = apply_delivery_reports(db.session, json_body(), now=utcnow())
+    db.session.commit()
+    log.info("delivery reports applied", extra=log_fields(**summary.as_dict()))
+    return jsonify(summary.as_dict())
