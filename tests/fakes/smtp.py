@@ -40,8 +40,7 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-# aiosmtpd warns when AUTH is allowed without STARTTLS; that is deliberate here (see above).
-warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS")
+# aiosmtpd warns when AUTH is allowed without STARTTLS; that is deliberate here (see FakeSMTP).
 logging.getLogger("mail.log").addFilter(
     lambda record: "auth_require_tls == False" not in record.getMessage())
 
@@ -107,6 +106,11 @@ class _Handler:
 
 class _Controller(Controller):
     """aiosmtpd's Controller, but able to listen on port 0 (reads back the real port)."""
+
+    def factory(self):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS")
+            return super().factory()
 
     def _trigger_server(self):
         if self.port == 0 and self.server is not None:
