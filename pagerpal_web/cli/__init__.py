@@ -25,3 +25,4 @@ def init_app(app: Flask) -> None:
 from pagerpal_web.cli import users  # noqa: E402,F401
 from pagerpal_web.cli import worker  # noqa: E402,F401
 from pagerpal_web.cli import notifications  # noqa: E402,F401
+from pagerpal_web.cli import ops  # noqa: E402,F401
