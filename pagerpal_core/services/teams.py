@@ -1,0 +1,111 @@
+"""Teams and their memberships. Only active users can be added to a team.
+
+A team groups people and owns schedules and escalation policies; an escalation target of
+type "team" pages whoever is on call in the team's schedules.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from pagerpal_core.errors import Conflict, NotFound
+from pagerpal_core.models import Team, TeamMembership, User
+from pagerpal_core.services.config_fields import (UNSET, clean_text, lookup_active_user, raise_if)
+from pagerpal_core.timeutil import utcnow
+
+
+def get_team(session: Session, team_id: int) -> Team:
+    """The team with `team_id`, or NotFound."""
+    team = session.get(Team, team_id) if isinstance(team_id, int) else None
+    if team is None:
+        raise NotFound(f"team {team_id} not found")
+    return team
+
+
+def list_teams(session: Session) -> list[Team]:
+    """Every team, by name."""
+    return list(session.scalars(select(Team).order_by(Team.name)))
+
+
+def create_team(session: Session, *, name: str, description: str = "", now: datetime | None = None) -> Team:
+    """Create a team; a duplicate name is a Conflict."""
+    errors: dict = {}
+    name = clean_text(name, "name", errors, max_len=120)
+    description = clean_text(description, "description", errors, max_len=1000, required=False)
+    raise_if(errors, "invalid team")
+    team = Team(name=name, description=description, created_at=now or utcnow())
+    try:
+        with session.begin_nested():
+            session.add(team)
+            session.flush()
+    except IntegrityError:
+        raise Conflict(f"a team named {name} already exists", fields={"name": "already in use"}) from None
+    return team
+
+
+def update_team(session: Session, team: Team, *, name=UNSET, description=UNSET) -> Team:
+    """Rename or re-describe a team; only the given fields change."""
+    errors: dict = {}
+    new_name = clean_text(name, "name", errors, max_len=120) if name is not UNSET else team.name
+    new_description = (clean_text(description, "description", errors, max_len=1000, required=False)
+                       if description is not UNSET else team.description)
+    raise_if(errors, "invalid team")
+    try:
+        with session.begin_nested():
+            team.name, team.description = new_name, new_description
+            session.flush()
+    except IntegrityError:
+        raise Conflict(f"a team named {new_name} already exists", fields={"name": "already in use"}) from None
+    return team
+
+
+def delete_team(session: Session, team: Team) -> None:
+    """Delete a team with its memberships; refused while schedules, policies or incidents use it."""
+    try:
+        with session.begin_nested():
+            session.delete(team)
+            session.flush()
+    except IntegrityError:
+        raise Conflict(f"team {team.name} is still used by schedules, escalation policies, alert sources "
+                       "or incidents; detach them first") from None
+
+
+def add_team_member(session: Session, team: Team, user: User | int, *,
+                    now: datetime | None = None) -> TeamMembership:
+    """Add an active user to `team`; adding a member twice is a Conflict."""
+    errors: dict = {}
+    user = lookup_active_user(session, user, "user_id", errors)
+    raise_if(errors, "invalid team member")
+    membership = TeamMembership(team_id=team.id, user_id=user.id, created_at=now or utcnow())
+    try:
+        with session.begin_nested():
+            session.add(membership)
+            session.flush()
+    except IntegrityError:
+        raise Conflict(f"{user.name} is already a member of {team.name}",
+                       fields={"user_id": "already a member"}) from None
+    return membership
+
+
+def remove_team_member(session: Session, team: Team, user: User | int) -> None:
+    """Remove a user from `team`; NotFound when they are not a member."""
+    user_id = user.id if isinstance(user, User) else user
+    membership = session.scalar(select(TeamMembership).where(
+        TeamMembership.team_id == team.id, TeamMembership.user_id == user_id))
+    if membership is None:
+        raise NotFound(f"user {user_id} is not a member of team {team.name}")
+    session.delete(membership)
+    session.flush()
+
+
+def list_team_members(session: Session, team: Team, *, active_only: bool = False) -> list[User]:
+    """The team's members by name (inactive ones kept unless `active_only`)."""
+    query = (select(User).join(TeamMembership, TeamMembership.user_id == User.id)
+             .where(TeamMembership.team_id == team.id).order_by(User.name, User.id))
+    if active_only:
+        query = query.where(User.active.is_(True))
+    return list(session.scalars(query))
