@@ -1,7 +1,9 @@
 """Page text per channel, rendered from an incident when its outbox row is written.
 
-SMS stays within two GSM segments (306 characters): the description is shortened, never
-the link. Email gets the subject `[SEVERITY] title`, a plain-text and an HTML body.
+SMS stays within two segments: 306 GSM-7 septets, or 134 characters when the text needs
+UCS-2 (any character outside the GSM alphabet). The description is shortened first, then
+the title; the link never is. Email gets the subject `[SEVERITY] title`, a plain-text and
+an HTML body.
 """
 
 from __future__ import annotations
@@ -11,8 +13,29 @@ from dataclasses import dataclass
 
 from pagerpal_core.models import Incident
 
-SMS_LIMIT = 306           # two concatenated GSM-7 segments (153 characters each)
+SMS_LIMIT = 306           # two concatenated GSM-7 segments (153 septets each)
+SMS_UCS2_LIMIT = 134      # two concatenated UCS-2 segments (67 characters each)
 WHATSAPP_LIMIT = 1000
+SMS_ELLIPSIS = "..."      # "…" is not in the GSM alphabet: one would turn the SMS into UCS-2
+
+# GSM 03.38: the basic alphabet (one septet each) and the extension table (two: ESC + char).
+GSM_BASIC = set("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+                "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà")
+GSM_EXTENDED = set("^{}\\[~]|€\f")
+
+
+def sms_units(text: str) -> tuple[str, int]:
+    """(encoding, length in that encoding's units): ("GSM-7", septets) or ("UCS-2", code units)."""
+    if all(ch in GSM_BASIC or ch in GSM_EXTENDED for ch in text):
+        return "GSM-7", sum(2 if ch in GSM_EXTENDED else 1 for ch in text)
+    return "UCS-2", sum(2 if ord(ch) > 0xFFFF else 1 for ch in text)
+
+
+def sms_fits(text: str, segments: int = 2) -> bool:
+    """Whether `text` fits in `segments` concatenated SMS segments."""
+    encoding, units = sms_units(text)
+    per_segment = (153 if encoding == "GSM-7" else 67) if segments > 1 else (160 if encoding == "GSM-7" else 70)
+    return units <= per_segment * segments
 
 
 @dataclass(frozen=True)
@@ -40,6 +63,40 @@ def _fit(head: str, description: str, tail: str, limit: int) -> str:
     return head + description + tail
 
 
+def _shorten(text: str, keep: int, ellipsis: str) -> str:
+    return text[:keep].rstrip() + ellipsis if keep > 0 else ""
+
+
+def _fit_sms(head: str, description: str, tail: str) -> str:
+    """head + " " + description + tail within two SMS segments, shortening the description
+    first and then the head; `tail` (the link) is kept whole."""
+    def build(h: str, d: str) -> str:
+        return h + (" " + d if d else "") + tail
+
+    text = build(head, description)
+    if sms_fits(text):
+        return text
+    # Drop description characters until it fits (the length in units is monotonic in the
+    # number of characters kept, so a binary search finds the longest that fits).
+    lo, hi = 0, len(description)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if sms_fits(build(head, _shorten(description, mid, SMS_ELLIPSIS))):
+            lo = mid
+        else:
+            hi = mid - 1
+    if lo > 0:
+        return build(head, _shorten(description, lo, SMS_ELLIPSIS))
+    lo, hi = 0, len(head)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if sms_fits(build(_shorten(head, mid, SMS_ELLIPSIS), "")):
+            lo = mid
+        else:
+            hi = mid - 1
+    return build(_shorten(head, lo, SMS_ELLIPSIS), "").lstrip()
+
+
 def subject_line(incident: Incident) -> str:
     return f"[{incident.severity.upper()}] {_one_line(incident.title)}"[:500]
 
@@ -52,8 +109,7 @@ def render_page(incident: Incident, channel: str, *, base_url: str, source_name:
     subject = subject_line(incident)
     description = _one_line(incident.description)
     if channel == "sms":
-        head = f"{subject} ({source})"
-        body = _fit(head + (" " if description else ""), description, f" {link}", SMS_LIMIT)
+        body = _fit_sms(f"{subject} ({source})", description, f" {link}")
         return RenderedMessage(subject=subject, body=body)
     if channel == "whatsapp":
         head = f"*{subject}*\nSource: {source}\n"
