@@ -1,0 +1,91 @@
+"""Per-source token bucket whose state lives in the `alert_sources` row.
+
+Every gunicorn worker and every web host shares one bucket per source because taking a
+token is a single UPDATE ... RETURNING: the database computes the refill from the row's
+own `rate_tokens`/`rate_updated_at` and writes the result while holding the row lock, so
+two requests can never both spend the last token. The UPDATE only matches when at least
+one token is available; a denied request changes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.orm import Session
+
+from pagerpal_core.db import UTCDateTime, is_postgres
+from pagerpal_core.models import AlertSource
+
+# "available" = min(capacity, stored tokens (full when never used) + elapsed seconds × rate).
+# Elapsed time is clamped at 0 so a web host whose clock lags never takes tokens away.
+_PG_AVAILABLE = ("LEAST(:capacity, COALESCE(rate_tokens, :capacity) + :rate * GREATEST(0, "
+                 "EXTRACT(EPOCH FROM (:now - COALESCE(rate_updated_at, :now)))))")
+# SQLite stores the timestamps as naive UTC text, which julianday() reads (days → seconds).
+_SQLITE_AVAILABLE = ("MIN(:capacity, COALESCE(rate_tokens, :capacity) + :rate * MAX(0, "
+                     "(julianday(:now) - julianday(COALESCE(rate_updated_at, :now))) * 86400.0))")
+
+
+def _take_sql(available: str, greatest: str):
+    # Named SQL: take one token from source :source_id if one is available, atomically.
+    # The SET expressions read the row being updated, so on PostgreSQL a concurrent
+    # update is re-evaluated against the newest row version (no lost updates). The
+    # timestamp only moves forward, so requests stamped slightly out of order are safe.
+    return text(f"""
+        UPDATE alert_sources
+           SET rate_tokens = {available} - 1,
+               rate_updated_at = CASE WHEN rate_updated_at IS NULL THEN :now
+                                      ELSE {greatest}(rate_updated_at, :now) END,
+               last_alert_at = :now
+         WHERE id = :source_id AND {available} >= 1
+        RETURNING rate_tokens
+    """).bindparams(bindparam("now", type_=UTCDateTime))
+
+
+TAKE_TOKEN_PG = _take_sql(_PG_AVAILABLE, "GREATEST")
+TAKE_TOKEN_SQLITE = _take_sql(_SQLITE_AVAILABLE, "MAX")
+
+
+@dataclass(frozen=True)
+class BucketResult:
+    allowed: bool
+    remaining: float
+    retry_after: int  # seconds until a token is available (0 when allowed)
+
+
+def take_token(session: Session, source_id: int, *, now: datetime, capacity: int,
+               refill_per_second: float) -> BucketResult:
+    """Spend one token of `source_id`'s bucket, or say how long to wait for one.
+
+    Run it in its own short transaction (the caller commits right away): the UPDATE locks
+    the source's row until commit, and holding that lock while the alert is ingested would
+    serialise every request of the source.
+    """
+    params = {"source_id": source_id, "now": now, "capacity": float(capacity),
+              "rate": float(refill_per_second)}
+    sql = TAKE_TOKEN_PG if is_postgres(session) else TAKE_TOKEN_SQLITE
+    remaining = session.execute(sql, params).scalar()
+    if remaining is not None:
+        return BucketResult(True, float(remaining), 0)
+    # Denied: read the bucket once more only to tell the client when to come back.
+    tokens, updated_at = session.execute(
+        select(AlertSource.rate_tokens, AlertSource.rate_updated_at).where(AlertSource.id == source_id)
+    ).one_or_none() or (None, None)
+    available = float(capacity) if tokens is None else tokens
+    if updated_at is not None:
+        available = min(float(capacity), available + max(0.0, (now - updated_at).total_seconds())
+                        * refill_per_second)
+    wait = max(0.0, 1.0 - available) / refill_per_second
+    return BucketResult(False, available, max(1, math.ceil(wait)))
+
+
+def relax_durability(session: Session) -> None:
+    """Let this transaction commit without waiting for the WAL flush (PostgreSQL).
+
+    A token-bucket update lost in a crash costs nothing, and skipping the flush keeps the
+    extra per-request transaction cheap.
+    """
+    if is_postgres(session):
+        session.execute(text("SET LOCAL synchronous_commit = off"))
