@@ -23,6 +23,7 @@ def init_app(app: Flask) -> None:
 
 # Command modules register on import (one line each).
 from pagerpal_web.cli import users  # noqa: E402,F401
+from pagerpal_web.cli import alerts  # noqa: E402,F401
 from pagerpal_web.cli import worker  # noqa: E402,F401
 from pagerpal_web.cli import notifications  # noqa: E402,F401
 from pagerpal_web.cli import ops  # noqa: E402,F401
