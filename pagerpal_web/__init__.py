@@ -85,13 +85,15 @@ def create_app(overrides: dict | None = None) -> Flask:
         if problems:
             raise ConfigError(problems)
 
-    from pagerpal_web import api, auth, browser_safety, cli, errors, health, requestlog, ui, webhooks
+    from pagerpal_web import api, auth, browser_safety, cli, errors, health, metrics, requestlog, ui, webhooks
 
     requestlog.init_app(app)
     browser_safety.init_app(app)
     errors.init_app(app)
     auth.init_app(app)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
+    metrics.init_app(app)
     app.register_blueprint(ui.bp)
     app.register_blueprint(api.bp, url_prefix="/api/v1")
     app.register_blueprint(webhooks.bp, url_prefix="/api/v1")
