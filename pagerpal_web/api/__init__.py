@@ -11,4 +11,6 @@ from pagerpal_web.auth import api_guard
 bp = Blueprint("api", __name__)
 bp.before_request(api_guard)
 
-from pagerpal_web.api import system, users  # noqa: E402,F401  (routes register on import)
+from pagerpal_web.api import (  # noqa: E402,F401  (routes register on import)
+    alert_sources, escalation_policies, incidents, notifications, oncall, openapi, schedules, system, teams,
+    users)

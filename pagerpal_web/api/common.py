@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flask import g, request, url_for
+from flask import current_app, g, jsonify, request, url_for
 
 from pagerpal_core.errors import DomainError, Invalid
-from pagerpal_core.timeutil import isoformat
+from pagerpal_core.timeutil import isoformat, parse_iso
 
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
@@ -30,8 +30,56 @@ def json_body(required: bool = True) -> dict:
     return data
 
 
+def body_fields(allowed, *, required: bool = True, needed=()) -> dict:
+    """The JSON body restricted to `allowed` keys: unknown keys and missing `needed` ones are a 422.
+
+    Only keys the client sent are returned, so update views can pass them on as "change
+    exactly these" (absent keys stay as they are).
+    """
+    data = json_body(required=required)
+    errors = {name: "unknown field" for name in sorted(set(data) - set(allowed))}
+    errors.update({name: "is required" for name in needed if name not in data})
+    if errors:
+        raise Invalid("invalid request body", fields=errors)
+    return data
+
+
+def check_types(data: dict, **types) -> None:
+    """422 for any present key whose value is not of the given JSON type ("string", "integer", ...).
+
+    A type may end in "?" to allow null. Services validate meaning; this only keeps
+    values of the wrong JSON type from reaching them.
+    """
+    checks = {
+        "string": lambda v: isinstance(v, str),
+        "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "boolean": lambda v: isinstance(v, bool),
+        "object": lambda v: isinstance(v, dict),
+        "array": lambda v: isinstance(v, list),
+    }
+    errors = {}
+    for key, kind in types.items():
+        if key not in data:
+            continue
+        nullable = kind.endswith("?")
+        kind = kind.rstrip("?")
+        value = data[key]
+        if value is None and nullable:
+            continue
+        if not checks[kind](value):
+            errors[key] = f"must be {'an' if kind[0] in 'aeiou' else 'a'} {kind}" + (" or null" if nullable else "")
+    if errors:
+        raise Invalid("invalid request body", fields=errors)
+
+
 def current_api_user():
+    """The account that authenticated this API request."""
     return g.api_user
+
+
+def settings():
+    """The app's parsed PagerPal settings."""
+    return current_app.config["PAGERPAL"]
 
 
 def page_args() -> tuple[int, int | None]:
@@ -46,7 +94,7 @@ def page_args() -> tuple[int, int | None]:
             limit = int(raw_limit)
     raw_after = request.args.get("after")
     if raw_after is not None:
-        if not raw_after.isdigit():
+        if not raw_after.isdigit() or len(raw_after) > 18:
             errors["after"] = "must be an id (integer)"
         else:
             after = int(raw_after)
@@ -66,5 +114,42 @@ def page_response(items: list, limit: int, endpoint: str, serialize, **url_args)
     return {"items": [serialize(item) for item in items], "next": next_url}
 
 
+def paginate(session, query, id_column, endpoint: str, serialize, **url_args) -> dict:
+    """Run `query` ordered by `id_column` as one keyset page (`?after=<id>&limit=`)."""
+    limit, after = page_args()
+    if after is not None:
+        query = query.where(id_column > after)
+    rows = list(session.scalars(query.order_by(id_column).limit(limit + 1)))
+    return page_response(rows, limit, endpoint, serialize, **url_args)
+
+
+def query_instant(name: str, errors: dict, *, required: bool = False):
+    """An ISO-8601 query argument as an aware UTC datetime (None when absent)."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        if required:
+            errors[name] = "is required (an ISO-8601 timestamp)"
+        return None
+    try:
+        return parse_iso(raw)
+    except (ValueError, TypeError, OverflowError):
+        errors[name] = "must be an ISO-8601 timestamp such as 2025-03-09T09:00:00Z"
+        return None
+
+
+def created(body: dict, endpoint: str, **url_args):
+    """201 with `body` and a Location header pointing at the new resource."""
+    response = jsonify(body)
+    response.status_code = 201
+    response.headers["Location"] = url_for(endpoint, **url_args)
+    return response
+
+
+def no_content():
+    """204 No Content."""
+    return "", 204
+
+
 def ts(value):
+    """ISO-8601 UTC (Z) for a datetime, None for None."""
     return isoformat(value)

@@ -1,11 +1,12 @@
-"""GET /api/v1/system/jobs: worker health for any signed-in account."""
+"""/api/v1/system: worker health and delivery channel readiness for any signed-in account."""
 
 from flask import jsonify
 
+from pagerpal_core.services.provider_health import provider_health_report
 from pagerpal_core.services.system import list_job_health
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.api import bp
-from pagerpal_web.api.common import ts
+from pagerpal_web.api.common import settings, ts
 from pagerpal_web.extensions import db
 
 
@@ -24,6 +25,6 @@ def serialize_job(health) -> dict:
 
 @bp.get("/system/jobs")
 def system_jobs():
-    """Each worker step's last run, leader and stale flag."""
+    """Each worker step's last run, leader and stale flag, plus which channels can send."""
     jobs = list_job_health(db.session, now=utcnow())
-    return jsonify(items=[serialize_job(h) for h in jobs])
+    return jsonify(items=[serialize_job(h) for h in jobs], providers=provider_health_report(settings()))

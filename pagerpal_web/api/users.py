@@ -1,62 +1,221 @@
-"""/api/v1/users: list, read and create accounts and responder identities."""
+"""/api/v1/users: accounts and responder identities, their contact methods and shifts.
 
-from flask import jsonify, url_for
+There is no DELETE: people with history are deactivated (`POST .../deactivate`), which
+drops them out of paging at once and keeps every timeline entry that names them.
+"""
+
+from flask import jsonify
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
-from pagerpal_core.errors import Invalid
-from pagerpal_core.models import User
-from pagerpal_core.services.users import create_user, get_user
+from pagerpal_core.errors import Conflict, Invalid, NotFound
+from pagerpal_core.models import ContactMethod, User
+from pagerpal_core.services.config_fields import clean_text, clean_timezone, raise_if
+from pagerpal_core.services.oncall import user_shifts_between
+from pagerpal_core.services.users import (EMAIL_RE, create_user, deactivate_user, get_user, has_login_admin,
+                                          normalize_email, reactivate_user, set_password, set_role,
+                                          validate_contact)
+from pagerpal_core.timeutil import utcnow
 from pagerpal_web.api import bp
-from pagerpal_web.api.common import json_body, page_args, page_response, ts
-from pagerpal_web.auth import requires_role
+from pagerpal_web.api.common import (body_fields, check_types, created, current_api_user, no_content, paginate,
+                                     query_instant, ts)
+from pagerpal_web.api.oncall import serialize_shift
 from pagerpal_web.extensions import db
+
+USER_FIELDS = {"email", "name", "role", "password", "timezone", "contact_methods"}
+UPDATE_FIELDS = {"email", "name", "role", "password", "timezone"}
+CONTACT_FIELDS = {"channel", "destination", "enabled"}
+
+
+def serialize_contact(method: ContactMethod) -> dict:
+    return {"id": method.id, "channel": method.channel, "destination": method.destination,
+            "enabled": method.enabled, "created_at": ts(method.created_at)}
 
 
 def serialize_user(user: User) -> dict:
     return {
         "id": user.id, "email": user.email, "name": user.name, "role": user.role,
         "active": user.active, "can_log_in": user.can_log_in, "timezone": user.timezone,
-        "contact_methods": [{"id": m.id, "channel": m.channel, "destination": m.destination,
-                             "enabled": m.enabled} for m in user.contact_methods],
+        "contact_methods": [serialize_contact(m) for m in user.contact_methods],
         "created_at": ts(user.created_at), "deactivated_at": ts(user.deactivated_at),
     }
+
+
+def user_ref(user: User | None) -> dict | None:
+    """The short form of a user embedded in other resources."""
+    if user is None:
+        return None
+    return {"id": user.id, "name": user.name, "email": user.email, "active": user.active}
+
+
+def keep_a_login_admin() -> None:
+    """Refuse a change that would leave nobody able to administer PagerPal over the API or UI."""
+    db.session.flush()
+    if not has_login_admin(db.session):
+        raise Conflict("this change would leave no active admin who can log in; promote someone else first")
 
 
 @bp.get("/users")
 def list_users():
     """Users by id, paginated."""
-    limit, after = page_args()
-    query = select(User).order_by(User.id).limit(limit + 1)
-    if after is not None:
-        query = query.where(User.id > after)
-    return jsonify(page_response(list(db.session.scalars(query)), limit, "api.list_users", serialize_user))
+    return jsonify(paginate(db.session, select(User), User.id, "api.list_users", serialize_user))
 
 
 @bp.get("/users/<int:user_id>")
 def read_user(user_id: int):
+    """One user with contact methods."""
     return jsonify(serialize_user(get_user(db.session, user_id)))
 
 
 @bp.post("/users")
-@requires_role("admin")
 def create_user_view():
     """Create a user; without `password` it is a responder identity that cannot log in."""
-    data = json_body()
-    allowed = {"email", "name", "role", "password", "timezone", "contact_methods"}
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise Invalid("unknown fields", fields={name: "unknown field" for name in unknown})
-    for key in ("email", "name", "role", "password", "timezone"):
-        if key in data and data[key] is not None and not isinstance(data[key], str):
-                raise Invalid("invalid user", fields={key: "must be a string"})
-    if "contact_methods" in data and not isinstance(data["contact_methods"], list):
-        raise Invalid("invalid user", fields={"contact_methods": "must be a list"})
+    data = body_fields(USER_FIELDS, needed=("email",))
+    check_types(data, email="string", name="string?", role="string?", password="string?",
+                timezone="string?", contact_methods="array?")
     user = create_user(db.session, email=data.get("email"), name=data.get("name"),
                        role=data.get("role") or "responder", password=data.get("password"),
                        timezone=data.get("timezone") or "UTC",
                        contact_methods=data.get("contact_methods"))
     db.session.commit()
-    response = jsonify(serialize_user(user))
-    response.status_code = 201
-    response.headers["Location"] = url_for("api.read_user", user_id=user.id)
-    return response
+    return created(serialize_user(user), "api.read_user", user_id=user.id)
+
+
+@bp.patch("/users/<int:user_id>")
+def update_user_view(user_id: int):
+    """Change name, email, time zone, role or password (null removes the login); returns the user."""
+    user = get_user(db.session, user_id)
+    data = body_fields(UPDATE_FIELDS)
+    check_types(data, email="string", name="string", role="string", password="string?", timezone="string")
+    errors: dict = {}
+    if "name" in data:
+        name = clean_text(data["name"], "name", errors, max_len=200)
+    if "timezone" in data:
+        timezone = clean_timezone(data["timezone"], "timezone", errors)
+    if "email" in data and (not EMAIL_RE.match(normalize_email(data["email"])) or len(data["email"]) > 254):
+        errors["email"] = "must be an email address of at most 254 characters"
+    raise_if(errors, "invalid user")
+    if "role" in data:
+        set_role(db.session, user, data["role"])
+    if "password" in data:
+        set_password(db.session, user, data["password"])
+    if "name" in data:
+        user.name = name
+    if "timezone" in data:
+        user.timezone = timezone
+    if "email" in data:
+        try:
+            with db.session.begin_nested():
+                user.email = data["email"].strip()
+                db.session.flush()
+        except IntegrityError:
+            raise Conflict(f"a user with email {data['email'].strip()} already exists",
+                           fields={"email": "already in use"}) from None
+    keep_a_login_admin()
+    db.session.commit()
+    return jsonify(serialize_user(user))
+
+
+@bp.post("/users/<int:user_id>/deactivate")
+def deactivate_user_view(user_id: int):
+    """Deactivate: no login, no paging; history and timeline entries stay."""
+    user = deactivate_user(db.session, get_user(db.session, user_id), actor=current_api_user(), now=utcnow())
+    keep_a_login_admin()
+    db.session.commit()
+    return jsonify(serialize_user(user))
+
+
+@bp.post("/users/<int:user_id>/reactivate")
+def reactivate_user_view(user_id: int):
+    """Make a deactivated user active again (they must be put back on schedules by hand)."""
+    user = reactivate_user(db.session, get_user(db.session, user_id))
+    db.session.commit()
+    return jsonify(serialize_user(user))
+
+
+@bp.get("/users/<int:user_id>/shifts")
+def user_shifts(user_id: int):
+    """The user's on-call shifts across every schedule in [from, to)."""
+    user = get_user(db.session, user_id)
+    errors: dict = {}
+    start = query_instant("from", errors, required=True)
+    end = query_instant("to", errors, required=True)
+    raise_if(errors, "invalid window")
+    return jsonify(items=[serialize_shift(s) for s in user_shifts_between(db.session, user, start, end)])
+
+
+# --- contact methods -----------------------------------------------------------------
+
+def _contact(user: User, method_id: int) -> ContactMethod:
+    method = db.session.get(ContactMethod, method_id)
+    if method is None or method.user_id != user.id:
+        raise NotFound(f"contact method {method_id} not found for user {user.id}")
+    return method
+
+
+def _save_contact(method: ContactMethod) -> None:
+    try:
+        with db.session.begin_nested():
+            db.session.add(method)
+            db.session.flush()
+    except IntegrityError:
+        raise Conflict(f"user {method.user_id} already has {method.channel} contact {method.destination}",
+                       fields={"destination": "already present"}) from None
+
+
+@bp.get("/users/<int:user_id>/contact-methods")
+def list_contact_methods(user_id: int):
+    """A user's contact methods."""
+    user = get_user(db.session, user_id)
+    return jsonify(items=[serialize_contact(m) for m in user.contact_methods])
+
+
+@bp.post("/users/<int:user_id>/contact-methods")
+def create_contact_method(user_id: int):
+    """Add a way to reach the user (sms/whatsapp as E.164, or email)."""
+    user = get_user(db.session, user_id)
+    data = body_fields(CONTACT_FIELDS, needed=("channel", "destination"))
+    check_types(data, channel="string", destination="string", enabled="boolean")
+    problem = validate_contact(data["channel"], data["destination"])
+    if problem:
+        raise Invalid("invalid contact method",
+                      fields={"channel" if "channel must" in problem else "destination": problem})
+    method = ContactMethod(user_id=user.id, channel=data["channel"], destination=data["destination"].strip(),
+                           enabled=data.get("enabled", True))
+    _save_contact(method)
+    db.session.commit()
+    return created(serialize_contact(method), "api.read_contact_method", user_id=user.id, method_id=method.id)
+
+
+@bp.get("/users/<int:user_id>/contact-methods/<int:method_id>")
+def read_contact_method(user_id: int, method_id: int):
+    """One contact method."""
+    return jsonify(serialize_contact(_contact(get_user(db.session, user_id), method_id)))
+
+
+@bp.patch("/users/<int:user_id>/contact-methods/<int:method_id>")
+def update_contact_method(user_id: int, method_id: int):
+    """Change a contact method's destination or switch it on or off."""
+    method = _contact(get_user(db.session, user_id), method_id)
+    data = body_fields(CONTACT_FIELDS)
+    check_types(data, channel="string", destination="string", enabled="boolean")
+    channel, destination = data.get("channel", method.channel), data.get("destination", method.destination)
+    problem = validate_contact(channel, destination)
+    if problem:
+        raise Invalid("invalid contact method",
+                      fields={"channel" if "channel must" in problem else "destination": problem})
+    method.channel, method.destination = channel, destination.strip()
+    if "enabled" in data:
+        method.enabled = data["enabled"]
+    _save_contact(method)
+    db.session.commit()
+    return jsonify(serialize_contact(method))
+
+
+@bp.delete("/users/<int:user_id>/contact-methods/<int:method_id>")
+def delete_contact_method(user_id: int, method_id: int):
+    """Remove a contact method (past notifications keep their destination)."""
+    method = _contact(get_user(db.session, user_id), method_id)
+    db.session.delete(method)
+    db.session.commit()
+    return no_content()

@@ -1,0 +1,141 @@
+"""/api/v1/escalation-policies with levels and their targets."""
+
+from flask import jsonify
+from sqlalchemy import select
+
+from pagerpal_core.models import EscalationLevel, EscalationPolicy, EscalationTarget
+from pagerpal_core.services import escalation as svc
+from pagerpal_core.timeutil import utcnow
+from pagerpal_web.api import bp
+from pagerpal_web.api.common import body_fields, check_types, created, no_content, paginate, ts
+from pagerpal_web.extensions import db
+
+POLICY_FIELDS = {"name", "description", "team_id", "repeat_count", "levels"}
+LEVEL_FIELDS = {"level_number", "delay_minutes", "targets"}
+
+
+def serialize_target(target: EscalationTarget) -> dict:
+    target_id = {"user": target.user_id, "schedule": target.schedule_id, "team": target.team_id}[target.target_type]
+    return {"id": target.id, "type": target.target_type, "target_id": target_id}
+
+
+def serialize_level(level: EscalationLevel) -> dict:
+    return {"id": level.id, "policy_id": level.policy_id, "level_number": level.level_number,
+            "delay_minutes": level.delay_minutes, "targets": [serialize_target(t) for t in level.targets]}
+
+
+def serialize_policy(policy: EscalationPolicy) -> dict:
+    return {"id": policy.id, "name": policy.name, "description": policy.description,
+            "team_id": policy.team_id, "repeat_count": policy.repeat_count,
+            "levels": [serialize_level(level) for level in policy.levels], "created_at": ts(policy.created_at)}
+
+
+def _policy_args(data: dict) -> dict:
+    args = {k: v for k, v in data.items() if k != "team_id"}
+    if "team_id" in data:
+        args["team"] = data["team_id"]
+    return args
+
+
+@bp.get("/escalation-policies")
+def list_escalation_policies():
+    """Policies by id with levels and targets, paginated."""
+    return jsonify(paginate(db.session, select(EscalationPolicy), EscalationPolicy.id,
+                            "api.list_escalation_policies", serialize_policy))
+
+
+@bp.post("/escalation-policies")
+def create_escalation_policy():
+    """Create a policy, optionally with its levels in one call."""
+    data = body_fields(POLICY_FIELDS, needed=("name",))
+    check_types(data, levels="array")
+    policy = svc.create_policy(db.session, **_policy_args(data), now=utcnow())
+    db.session.commit()
+    return created(serialize_policy(policy), "api.read_escalation_policy", policy_id=policy.id)
+
+
+@bp.get("/escalation-policies/<int:policy_id>")
+def read_escalation_policy(policy_id: int):
+    """One policy with levels and targets."""
+    return jsonify(serialize_policy(svc.get_policy(db.session, policy_id)))
+
+
+@bp.patch("/escalation-policies/<int:policy_id>")
+def update_escalation_policy(policy_id: int):
+    """Change name, description, team (null detaches) or repeat count."""
+    data = body_fields(POLICY_FIELDS - {"levels"})
+    policy = svc.update_policy(db.session, svc.get_policy(db.session, policy_id), **_policy_args(data))
+    db.session.commit()
+    return jsonify(serialize_policy(policy))
+
+
+@bp.delete("/escalation-policies/<int:policy_id>")
+def delete_escalation_policy(policy_id: int):
+    """Delete a policy no alert source or incident uses (409 otherwise)."""
+    svc.delete_policy(db.session, svc.get_policy(db.session, policy_id))
+    db.session.commit()
+    return no_content()
+
+
+# --- levels --------------------------------------------------------------------------
+
+def _level(policy_id: int, level_id: int) -> EscalationLevel:
+    return svc.get_level(db.session, svc.get_policy(db.session, policy_id), level_id)
+
+
+@bp.get("/escalation-policies/<int:policy_id>/levels")
+def list_levels(policy_id: int):
+    """The policy's levels in order."""
+    return jsonify(items=[serialize_level(level) for level in svc.get_policy(db.session, policy_id).levels])
+
+
+@bp.post("/escalation-policies/<int:policy_id>/levels")
+def create_level(policy_id: int):
+    """Add a level (default number: after the last); a number already used is a 409."""
+    policy = svc.get_policy(db.session, policy_id)
+    data = body_fields(LEVEL_FIELDS)
+    check_types(data, targets="array")
+    level = svc.add_level(db.session, policy, **data)
+    db.session.commit()
+    return created(serialize_level(level), "api.read_level", policy_id=policy.id, level_id=level.id)
+
+
+@bp.get("/escalation-policies/<int:policy_id>/levels/<int:level_id>")
+def read_level(policy_id: int, level_id: int):
+    """One level with its targets."""
+    return jsonify(serialize_level(_level(policy_id, level_id)))
+
+
+@bp.patch("/escalation-policies/<int:policy_id>/levels/<int:level_id>")
+def update_level(policy_id: int, level_id: int):
+    """Renumber a level or change its delay."""
+    data = body_fields(LEVEL_FIELDS - {"targets"})
+    level = svc.update_level(db.session, _level(policy_id, level_id), **data)
+    db.session.commit()
+    return jsonify(serialize_level(level))
+
+
+@bp.delete("/escalation-policies/<int:policy_id>/levels/<int:level_id>")
+def delete_level(policy_id: int, level_id: int):
+    """Delete a level and its targets."""
+    svc.delete_level(db.session, _level(policy_id, level_id))
+    db.session.commit()
+    return no_content()
+
+
+@bp.post("/escalation-policies/<int:policy_id>/levels/<int:level_id>/targets")
+def create_target(policy_id: int, level_id: int):
+    """Add a target {"type": "user"|"schedule"|"team", "id": n}; a repeated one is a 409."""
+    level = _level(policy_id, level_id)
+    data = body_fields({"type", "id"}, needed=("type", "id"))
+    svc.add_target(db.session, level, data)
+    db.session.commit()
+    return created(serialize_level(level), "api.read_level", policy_id=policy_id, level_id=level.id)
+
+
+@bp.delete("/escalation-policies/<int:policy_id>/levels/<int:level_id>/targets/<int:target_id>")
+def delete_target(policy_id: int, level_id: int, target_id: int):
+    """Remove one target from a level."""
+    svc.remove_target(db.session, _level(policy_id, level_id), target_id)
+    db.session.commit()
+    return no_content()
