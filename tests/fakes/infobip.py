@@ -16,7 +16,8 @@ Trouble on demand, either for the next K requests or for requests matching a pat
         fake.fail_next(500)                 # the next request answers 500
         fake.fail_next(429, count=3)        # the next three answer 429 (with Retry-After)
         fake.hang_next(5.0)                 # the next request waits 5 s before answering
-        fake.plan(status=401, to="+15550001", count=None)   # always 401 for that number
+        fake.plan(status=401, to="15550001", count=None)    # always 401 for that number
+        fake.plan(message_status={"groupName": "REJECTED", ...})  # 200, but rejected
         fake.clear()                        # forget all plans
         sender_url = fake.url
 
@@ -98,6 +99,7 @@ class Plan:
     path: str | None = None
     to: str | None = None
     text: str | None = None
+    message_status: dict | None = None   # with status None: answer 200 with this status object
 
 
 def _destinations(path: str, body) -> list[str]:
@@ -164,10 +166,16 @@ class FakeInfobip:
 
     # --- trouble on demand -------------------------------------------------------------
     def plan(self, status: int | None = None, *, hang: float = 0.0, count: int | None = 1,
-             path: str | None = None, to: str | None = None, text: str | None = None) -> None:
-        """Queue a plan; the first matching plan answers each request (see `Plan`)."""
+             path: str | None = None, to: str | None = None, text: str | None = None,
+             message_status: dict | None = None) -> None:
+        """Queue a plan; the first matching plan answers each request (see `Plan`).
+
+        message_status: a 200 whose per-message status is this object, e.g. Infobip's
+        {"groupName": "REJECTED", "name": "REJECTED_DESTINATION", ...}.
+        """
         with self._lock:
-            self._plans.append(Plan(status=status, hang=hang, count=count, path=path, to=to, text=text))
+            self._plans.append(Plan(status=status, hang=hang, count=count, path=path, to=to, text=text,
+                                    message_status=message_status))
 
     def fail_next(self, status: int, count: int = 1, *, text: str | None = None) -> None:
         """The next `count` requests answer HTTP `status` with an Infobip error body."""
@@ -260,9 +268,9 @@ class FakeInfobip:
         problem = _validate(path, body)
         if problem:
             return 400, error_body(400, problem), {}, hang
-        return (200, *self._accept(record), hang)
+        return (200, *self._accept(record, plan.message_status if plan else None), hang)
 
-    def _accept(self, record: RecordedRequest) -> tuple[dict, dict]:
+    def _accept(self, record: RecordedRequest, status: dict | None = None) -> tuple[dict, dict]:
         path, body = record.path, record.body
         bulk_id = str(uuid.uuid4())
         if path == SMS_PATH:
@@ -271,19 +279,19 @@ class FakeInfobip:
                 for dest in msg["destinations"]:
                     mid = dest.get("messageId") or self._new_message_id()
                     self._remember(record, mid, dest["to"], msg.get("text"))
-                    out.append({"to": dest["to"], "status": dict(PENDING_STATUS), "messageId": mid})
+                    out.append({"to": dest["to"], "status": dict(status or PENDING_STATUS), "messageId": mid})
             return {"bulkId": bulk_id, "messages": out}, {}
         if path == WHATSAPP_TEXT_PATH:
             mid = body.get("messageId") or self._new_message_id()
             self._remember(record, mid, body["to"], body["content"]["text"])
             return {"to": body["to"], "messageCount": 1, "messageId": mid,
-                    "status": dict(WHATSAPP_PENDING_STATUS)}, {}
+                    "status": dict(status or WHATSAPP_PENDING_STATUS)}, {}
         out = []
         for msg in body["messages"]:
             mid = msg.get("messageId") or self._new_message_id()
             self._remember(record, mid, msg["to"], None)
             out.append({"to": msg["to"], "messageCount": 1, "messageId": mid,
-                        "status": dict(WHATSAPP_PENDING_STATUS)})
+                        "status": dict(status or WHATSAPP_PENDING_STATUS)})
         return {"messages": out, "bulkId": bulk_id}, {}
 
     def _remember(self, record: RecordedRequest, message_id: str, to: str, text: str | None) -> None:
@@ -413,7 +421,8 @@ def _make_handler(fake: FakeInfobip):
                 return
             if path == "/__fake__/plan":
                 fake.plan(spec.get("status"), hang=float(spec.get("hang") or 0), count=spec.get("count", 1),
-                          path=spec.get("path"), to=spec.get("to"), text=spec.get("text"))
+                          path=spec.get("path"), to=spec.get("to"), text=spec.get("text"),
+                          message_status=spec.get("message_status"))
             elif path == "/__fake__/clear":
                 fake.clear()
             else:

@@ -96,14 +96,9 @@ def test_wrong_base_url_path_is_permanent(infobip):
 
 def test_rejected_status_in_a_200_is_permanent(infobip):
     # Infobip answers 200 but rejects an unroutable destination in the status group.
-    from tests.fakes import infobip as fake_module
-    original = fake_module.PENDING_STATUS
-    fake_module.PENDING_STATUS = {"groupId": 5, "groupName": "REJECTED", "id": 51,
-                                  "name": "REJECTED_DESTINATION", "description": "Invalid destination address"}
-    try:
-        result = sms_sender(infobip.url).send(page())
-    finally:
-        fake_module.PENDING_STATUS = original
+    infobip.plan(message_status={"groupId": 5, "groupName": "REJECTED", "id": 51,
+                                 "name": "REJECTED_DESTINATION", "description": "Invalid destination address"})
+    result = sms_sender(infobip.url).send(page())
     assert result.outcome == "permanent" and "REJECTED_DESTINATION" in result.error
 
 
