@@ -1,8 +1,9 @@
 """WTForms for the UI; every form carries a CSRF token (Flask-WTF)."""
 
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, StringField
-from wtforms.validators import DataRequired, EqualTo, Length
+from wtforms import (DateField, DateTimeLocalField, EmailField, IntegerField, PasswordField, SelectField,
+                     SelectMultipleField, StringField, TextAreaField)
+from wtforms.validators import DataRequired, EqualTo, InputRequired, Length, NumberRange, Optional
 
 from pagerpal_core.security import MIN_PASSWORD_LENGTH
 
@@ -18,3 +19,138 @@ class BootstrapForm(FlaskForm):
     password = PasswordField("Password", validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=256)])
     confirm = PasswordField("Repeat password", validators=[DataRequired(), EqualTo("password",
                                                                                      "Passwords differ")])
+
+
+# --- shared pieces ---------------------------------------------------------------------
+
+def optional_int(value):
+    """Coerce a select's value to int, with "" (the blank choice) as None."""
+    if value in ("", None, "None"):
+        return None
+    return int(value)
+
+
+class ConfirmForm(FlaskForm):
+    """A form with nothing but its CSRF token: confirmations, toggles, deletes."""
+
+
+class ActingAsForm(FlaskForm):
+    """Every incident action records who did it; a responder without a login can be chosen."""
+
+    acting_as = SelectField("Acting as", coerce=optional_int, validators=[InputRequired()])
+
+
+# --- incidents -------------------------------------------------------------------------
+
+class ResolveForm(ActingAsForm):
+    note = TextAreaField("Resolution note (optional)", validators=[Optional(), Length(max=2000)])
+
+
+class ReassignForm(ActingAsForm):
+    user_id = SelectField("Assign to", coerce=optional_int, validators=[InputRequired()])
+
+
+class NoteForm(ActingAsForm):
+    text = TextAreaField("Note", validators=[DataRequired(), Length(max=4000)])
+
+
+# --- users -----------------------------------------------------------------------------
+
+ROLE_CHOICES = [("responder", "Responder — incident actions"), ("viewer", "Viewer — read only"),
+                ("admin", "Admin — configuration")]
+CHANNEL_CHOICES = [("sms", "SMS"), ("whatsapp", "WhatsApp"), ("email", "Email")]
+
+
+class UserForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=200)])
+    email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
+    role = SelectField("Role", choices=ROLE_CHOICES, default="responder")
+    password = PasswordField("Password (leave empty for a responder who only gets paged)",
+                             validators=[Optional(), Length(min=MIN_PASSWORD_LENGTH, max=256)])
+    timezone = StringField("Time zone", default="UTC", validators=[DataRequired(), Length(max=64)])
+    channel = SelectField("First contact method", choices=[("", "— none —")] + CHANNEL_CHOICES, default="")
+    destination = StringField("Phone (E.164) or email", validators=[Optional(), Length(max=254)])
+
+
+class RoleForm(FlaskForm):
+    role = SelectField("Role", choices=ROLE_CHOICES)
+
+
+class ContactForm(FlaskForm):
+    channel = SelectField("Channel", choices=CHANNEL_CHOICES)
+    destination = StringField("Phone (E.164) or email", validators=[DataRequired(), Length(max=254)])
+
+
+# --- teams and schedules ---------------------------------------------------------------
+
+class TeamForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=120)])
+    description = StringField("Description", validators=[Optional(), Length(max=1000)])
+
+
+class MemberForm(FlaskForm):
+    user_id = SelectField("Add member", coerce=optional_int, validators=[InputRequired()])
+
+
+class ScheduleForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=120)])
+    timezone = StringField("Time zone (IANA)", default="UTC", validators=[DataRequired(), Length(max=64)])
+    team_id = SelectField("Team", coerce=optional_int, validators=[Optional()])
+    description = StringField("Description", validators=[Optional(), Length(max=1000)])
+
+
+class ShiftForm(FlaskForm):
+    """An entry (or, with a reason, an override): times in the schedule's own time zone."""
+
+    user_id = SelectField("Who", coerce=optional_int, validators=[InputRequired()])
+    starts_at = DateTimeLocalField("Starts", format="%Y-%m-%dT%H:%M", validators=[InputRequired()])
+    ends_at = DateTimeLocalField("Ends", format="%Y-%m-%dT%H:%M", validators=[InputRequired()])
+
+
+class OverrideForm(ShiftForm):
+    reason = StringField("Reason", validators=[Optional(), Length(max=500)])
+
+
+class RotationForm(FlaskForm):
+    name = StringField("Name", validators=[Optional(), Length(max=120)])
+    shift_length = IntegerField("Shift length", default=1, validators=[InputRequired(), NumberRange(min=1)])
+    shift_unit = SelectField("Unit", choices=[("weeks", "weeks"), ("days", "days"), ("hours", "hours")],
+                             default="weeks")
+    handoff_time = StringField("Handoff time (HH:MM)", default="09:00", validators=[DataRequired()])
+    start_date = DateField("First handoff on", validators=[InputRequired()])
+    participants = SelectMultipleField("Participants, in turn order", coerce=int,
+                                       validators=[DataRequired(message="Choose at least one person")])
+
+
+# --- escalation policies ---------------------------------------------------------------
+
+class PolicyForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=120)])
+    description = StringField("Description", validators=[Optional(), Length(max=1000)])
+    team_id = SelectField("Team", coerce=optional_int, validators=[Optional()])
+    repeat_count = IntegerField("Repeat the levels (times)", default=0,
+                                validators=[InputRequired(), NumberRange(min=0, max=20)])
+
+
+class LevelForm(FlaskForm):
+    level_number = IntegerField("Level number", validators=[InputRequired(), NumberRange(min=1, max=1000)])
+    delay_minutes = IntegerField("Escalate to the next level after (minutes)", default=15,
+                                 validators=[InputRequired(), NumberRange(min=0, max=7 * 24 * 60)])
+    target = SelectField("Page", validators=[DataRequired()])
+
+
+class TargetForm(FlaskForm):
+    target = SelectField("Also page", validators=[DataRequired()])
+
+
+# --- alert sources ---------------------------------------------------------------------
+
+KIND_CHOICES = [("generic", "Generic JSON"), ("grafana", "Grafana"), ("cloudwatch", "CloudWatch via SNS"),
+                ("alertmanager", "Prometheus Alertmanager"), ("pagerduty", "PagerDuty-compatible")]
+
+
+class AlertSourceForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=120)])
+    kind = SelectField("Kind", choices=KIND_CHOICES, default="generic")
+    policy_id = SelectField("Escalation policy", coerce=optional_int, validators=[Optional()])
+    team_id = SelectField("Team", coerce=optional_int, validators=[Optional()])

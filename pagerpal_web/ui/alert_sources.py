@@ -1,0 +1,187 @@
+"""/alert-sources: monitoring integrations, their keys (shown in full once) and test alerts."""
+
+from __future__ import annotations
+
+from flask import flash, make_response, redirect, render_template, request, url_for
+from sqlalchemy import func, select
+
+from pagerpal_core.errors import DomainError
+from pagerpal_core.models import EscalationPolicy, Incident, SnsSubscription, Team
+from pagerpal_core.services import alert_sources as source_service
+from pagerpal_core.services.ingestion import send_test_alert
+from pagerpal_core.timeutil import utcnow
+from pagerpal_web.auth import login_required_role
+from pagerpal_web.extensions import db
+from pagerpal_web.ui import bp
+from pagerpal_web.ui.common import apply_errors, form_status, settings
+from pagerpal_web.ui.forms import AlertSourceForm, ConfirmForm
+
+# Where each kind of sender posts (paths under the base URL).
+ENDPOINTS = {
+    "generic": "/api/v1/alerts",
+    "grafana": "/api/v1/webhooks/grafana",
+    "cloudwatch": "/api/v1/webhooks/cloudwatch",
+    "alertmanager": "/api/v1/webhooks/alertmanager",
+    "pagerduty": "/api/v1/webhooks/pagerduty",
+}
+
+
+def _fill_choices(form: AlertSourceForm) -> AlertSourceForm:
+    form.policy_id.choices = [("", "— none (incidents are unrouted) —")] + [
+        (p.id, p.name) for p in db.session.scalars(select(EscalationPolicy).order_by(EscalationPolicy.name))]
+    form.team_id.choices = [("", "— no team —")] + [
+        (t.id, t.name) for t in db.session.scalars(select(Team).order_by(Team.name))]
+    return form
+
+
+def _list_page(form: AlertSourceForm):
+    _fill_choices(form)
+    sources = source_service.list_alert_sources(db.session)
+    policies = {p.id: p for p in db.session.scalars(select(EscalationPolicy))}
+    subscriptions = {}
+    for sub in db.session.scalars(select(SnsSubscription).order_by(SnsSubscription.id)):
+        subscriptions.setdefault(sub.alert_source_id, []).append(sub)
+    return render_template("alert_sources.html", sources=sources, form=form, policies=policies,
+                           subscriptions=subscriptions, now=utcnow()), form_status(form)
+
+
+@bp.get("/alert-sources")
+@login_required_role("viewer")
+def alert_sources():
+    """Every source with its masked key, routing, SNS state and last alert."""
+    return _list_page(AlertSourceForm())
+
+
+def key_page(source, key: str, *, regenerated: bool):
+    """The one page that shows a full key. Never cached, never stored anywhere but the hash.
+
+    It answers the POST directly instead of redirecting: carrying the key across a
+    redirect would mean putting it in the session cookie or the URL.
+    """
+    base = settings().base_url.rstrip("/")
+    response = make_response(render_template(
+        "alert_source_key.html", source=source, key=key, regenerated=regenerated, base=base,
+        endpoint=base + ENDPOINTS.get(source.kind, ENDPOINTS["generic"]), endpoints=ENDPOINTS))
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+@bp.post("/alert-sources")
+@login_required_role("admin")
+def create_alert_source_view():
+    """Create a source and show its key once."""
+    form = _fill_choices(AlertSourceForm())
+    if not form.validate_on_submit():
+        return _list_page(form)
+    try:
+        issued = source_service.create_alert_source(
+            db.session, name=form.name.data, kind=form.kind.data, policy_id=form.policy_id.data,
+            team_id=form.team_id.data, now=utcnow())
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        apply_errors(form, exc)
+        return _list_page(form)
+    return key_page(issued.source, issued.key, regenerated=False)
+
+
+def _detail_page(source, form=None):
+    form = form or AlertSourceForm(prefix="source", data={
+        "name": source.name, "kind": source.kind, "policy_id": source.policy_id, "team_id": source.team_id})
+    _fill_choices(form)
+    subscriptions = db.session.scalars(select(SnsSubscription).where(SnsSubscription.alert_source_id == source.id)
+                                       .order_by(SnsSubscription.id.desc())).all()
+    open_count = db.session.scalar(select(func.count(Incident.id)).where(
+        Incident.alert_source_id == source.id, Incident.status.in_(("triggered", "acknowledged"))))
+    policy = db.session.get(EscalationPolicy, source.policy_id) if source.policy_id else None
+    base = settings().base_url.rstrip("/")
+    return render_template("alert_source_detail.html", source=source, form=form, subscriptions=subscriptions,
+                           open_count=open_count, policy=policy, now=utcnow(),
+                           endpoint=base + ENDPOINTS.get(source.kind, ENDPOINTS["generic"])), form_status(form)
+
+
+@bp.get("/alert-sources/<int:source_id>")
+@login_required_role("viewer")
+def alert_source_detail(source_id: int):
+    """One source: masked key, routing, SNS subscriptions, and its admin actions."""
+    return _detail_page(source_service.get_alert_source(db.session, source_id))
+
+
+@bp.post("/alert-sources/<int:source_id>")
+@login_required_role("admin")
+def update_alert_source_view(source_id: int):
+    """Change the name, kind, policy or team."""
+    source = source_service.get_alert_source(db.session, source_id)
+    form = _fill_choices(AlertSourceForm(prefix="source"))
+    if not form.validate_on_submit():
+        return _detail_page(source, form)
+    try:
+        source_service.update_alert_source(db.session, source, now=utcnow(), name=form.name.data,
+                                           kind=form.kind.data, policy_id=form.policy_id.data,
+                                           team_id=form.team_id.data)
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        apply_errors(form, exc)
+        return _detail_page(source_service.get_alert_source(db.session, source_id), form)
+    flash("Alert source saved.", "success")
+    return redirect(url_for("ui.alert_source_detail", source_id=source_id), code=303)
+
+
+@bp.route("/alert-sources/<int:source_id>/regenerate", methods=["GET", "POST"])
+@login_required_role("admin")
+def regenerate_alert_source_view(source_id: int):
+    """GET asks for confirmation (the old key stops working); POST issues the new key."""
+    source = source_service.get_alert_source(db.session, source_id)
+    if request.method == "POST":
+        issued = source_service.regenerate_alert_source_key(db.session, source, now=utcnow())
+        db.session.commit()
+        return key_page(issued.source, issued.key, regenerated=True)
+    return render_template("alert_source_regenerate.html", source=source, form=ConfirmForm())
+
+
+@bp.post("/alert-sources/<int:source_id>/active")
+@login_required_role("admin")
+def toggle_alert_source_view(source_id: int):
+    """Activate or deactivate (an inactive source's alerts get 403)."""
+    source = source_service.get_alert_source(db.session, source_id)
+    active = request.form.get("active") == "true"
+    source_service.set_alert_source_active(db.session, source, active, now=utcnow())
+    db.session.commit()
+    flash(f"{source.name} is {'active' if active else 'inactive: its alerts are refused'}.", "success")
+    return redirect(url_for("ui.alert_source_detail", source_id=source_id), code=303)
+
+
+@bp.post("/alert-sources/<int:source_id>/test")
+@login_required_role("admin")
+def test_alert_source_view(source_id: int):
+    """Open the source's test incident, exactly as a webhook would, and show it."""
+    source = source_service.get_alert_source(db.session, source_id)
+    try:
+        result = send_test_alert(db.session, source, now=utcnow(), base_url=settings().base_url)
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("ui.alert_source_detail", source_id=source_id), code=303)
+    flash(f"Test alert sent: {result.message}", "success")
+    if result.incident_id:
+        return redirect(url_for("ui.incident_detail", incident_id=result.incident_id), code=303)
+    return redirect(url_for("ui.alert_source_detail", source_id=source_id), code=303)
+
+
+@bp.post("/alert-sources/<int:source_id>/delete")
+@login_required_role("admin")
+def delete_alert_source_view(source_id: int):
+    """Delete a source that never opened an incident (otherwise deactivate it)."""
+    source = source_service.get_alert_source(db.session, source_id)
+    try:
+        source_service.delete_alert_source(db.session, source)
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("ui.alert_source_detail", source_id=source_id), code=303)
+    flash("Alert source deleted.", "success")
+    return redirect(url_for("ui.alert_sources"), code=303)

@@ -1,0 +1,114 @@
+"""Helpers shared by the UI views: template globals, form error mapping, display filters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import current_app, flash, redirect, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from pagerpal_core.errors import DomainError
+from pagerpal_core.models import User
+from pagerpal_core.timeutil import as_utc, utcnow
+from pagerpal_web.auth import has_role
+from pagerpal_web.extensions import db
+from pagerpal_web.ui import bp
+
+# Roles that may be recorded as the actor of an incident action ("Acting as").
+ACTOR_ROLES = ("admin", "responder")
+
+
+def settings():
+    """The app's parsed PagerPal settings."""
+    return current_app.config["PAGERPAL"]
+
+
+@bp.app_context_processor
+def ui_globals():
+    """`can('admin')` in templates hides buttons the signed-in user may not use."""
+    def can(role: str) -> bool:
+        return current_user.is_authenticated and has_role(current_user, role)
+    return {"can": can, "now_utc": utcnow(), "url_map_endpoints": current_app.view_functions}
+
+
+@bp.app_template_filter("age")
+def age_filter(moment: datetime | None, now: datetime | None = None) -> str:
+    """A short age such as "4m", "3h 10m" or "2d 5h"."""
+    if moment is None:
+        return "—"
+    seconds = max(0, int(((now or utcnow()) - as_utc(moment)).total_seconds()))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
+    if hours < 1:
+        return f"{minutes}m"
+    if days < 1:
+        return f"{hours}h {minutes % 60}m"
+    return f"{days}d {hours % 24}h"
+
+
+@bp.app_template_filter("utc")
+def utc_filter(moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M UTC") -> str:
+    """A UTC timestamp for display ("—" for none)."""
+    return as_utc(moment).strftime(fmt) if moment else "—"
+
+
+@bp.app_template_filter("masked")
+def mask_destination(destination: str | None) -> str:
+    """A destination with its middle hidden: "+49•••••5678", "a•••@example.com".
+
+    Enough to tell two phones or mailboxes apart on the incident page, not enough to
+    harvest people's numbers from it.
+    """
+    if not destination:
+        return ""
+    if "@" in destination:
+        local, _, domain = destination.partition("@")
+        return (local[:1] + "•" * max(3, len(local) - 1)) + "@" + domain
+    if len(destination) <= 6:
+        return destination[:1] + "•" * (len(destination) - 1)
+    return destination[:3] + "•" * (len(destination) - 7) + destination[-4:]
+
+
+def actor_choices() -> list[tuple[int, str]]:
+    """(id, label) of everyone who may be recorded as acting on an incident."""
+    users = db.session.scalars(select(User).where(User.active.is_(True), User.role.in_(ACTOR_ROLES))
+                               .order_by(User.name, User.id))
+    return [(u.id, f"{u.name}" + ("" if u.can_log_in else " (no login)")) for u in users]
+
+
+def active_user_choices(blank: str | None = None) -> list[tuple]:
+    """(id, label) of every active user, optionally led by a blank choice."""
+    users = db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.name, User.id))
+    choices = [(u.id, f"{u.name} <{u.email}>") for u in users]
+    return ([("", blank)] if blank is not None else []) + choices
+
+
+def apply_errors(form, exc: DomainError, aliases: dict | None = None) -> None:
+    """Attach a service's per-field errors to `form`'s fields (`aliases` renames service fields).
+
+    Errors for fields the form does not have are flashed, so nothing is lost.
+    """
+    aliases = aliases or {}
+    for name, problem in (exc.fields or {}).items():
+        name = aliases.get(name, name)
+        if name in form:
+            form[name].errors = list(form[name].errors or []) + [problem]
+        else:
+            flash(f"{exc.message}: {name} {problem}", "error")
+    if not exc.fields:
+        flash(exc.message, "error")
+
+
+def back(default_endpoint: str, **values):
+    """Redirect (303) to a local `next` form value, else to `default_endpoint`."""
+    target = request.form.get("next") or ""
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return redirect(target, code=303)
+    return redirect(url_for(default_endpoint, **values), code=303)
+
+
+def form_status(form) -> int:
+    """422 when a posted form failed validation (so tests and clients can tell), else 200."""
+    return 422 if request.method == "POST" and any(f.errors for f in form) else 200

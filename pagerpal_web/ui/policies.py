@@ -1,0 +1,218 @@
+"""/escalation-policies: ordered levels, each with a delay and the people, schedules or teams it pages."""
+
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, url_for
+from sqlalchemy import select
+
+from pagerpal_core.errors import DomainError
+from pagerpal_core.models import AlertSource, Schedule, Team, User
+from pagerpal_core.services import escalation
+from pagerpal_core.timeutil import utcnow
+from pagerpal_web.auth import login_required_role
+from pagerpal_web.extensions import db
+from pagerpal_web.ui import bp
+from pagerpal_web.ui.common import apply_errors, form_status
+from pagerpal_web.ui.forms import LevelForm, PolicyForm, TargetForm
+
+
+def _team_choices():
+    return [("", "— no team —")] + [(t.id, t.name) for t in db.session.scalars(select(Team).order_by(Team.name))]
+
+
+def target_choices() -> list[tuple[str, str]]:
+    """Every possible target as ("kind:id", label): active users, schedules, teams."""
+    choices = [("", "— choose —")]
+    choices += [(f"schedule:{s.id}", f"Schedule: {s.name} (whoever is on call)")
+                for s in db.session.scalars(select(Schedule).order_by(Schedule.name))]
+    choices += [(f"team:{t.id}", f"Team: {t.name} (on call in its schedules)")
+                for t in db.session.scalars(select(Team).order_by(Team.name))]
+    choices += [(f"user:{u.id}", f"Person: {u.name}")
+                for u in db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.name))]
+    return choices
+
+
+def parse_target(value: str) -> dict:
+    """"schedule:3" → {"type": "schedule", "id": 3} (the service validates the rest)."""
+    kind, _, raw_id = (value or "").partition(":")
+    return {"type": kind, "id": int(raw_id) if raw_id.isdigit() else raw_id}
+
+
+def describe_targets(level) -> list[str]:
+    """Readable names of a level's targets."""
+    names = []
+    for target in level.targets:
+        if target.target_type == "user":
+            user = db.session.get(User, target.user_id)
+            names.append(f"{user.name}" + ("" if user and user.active else " (inactive)") if user else "?")
+        elif target.target_type == "schedule":
+            schedule = db.session.get(Schedule, target.schedule_id)
+            names.append(f"schedule {schedule.name if schedule else '?'}")
+        else:
+            team = db.session.get(Team, target.team_id)
+            names.append(f"team {team.name if team else '?'}")
+    return names
+
+
+def _list_page(form: PolicyForm):
+    form.team_id.choices = _team_choices()
+    policies = escalation.list_policies(db.session)
+    return render_template("policies.html", policies=policies, form=form,
+                           describe=describe_targets), form_status(form)
+
+
+@bp.get("/escalation-policies")
+@login_required_role("viewer")
+def policies():
+    """Every policy with its levels at a glance."""
+    return _list_page(PolicyForm())
+
+
+@bp.post("/escalation-policies")
+@login_required_role("admin")
+def create_policy_view():
+    """Create a policy; levels are added on its page."""
+    form = PolicyForm()
+    form.team_id.choices = _team_choices()
+    if not form.validate_on_submit():
+        return _list_page(form)
+    try:
+        policy = escalation.create_policy(db.session, name=form.name.data, description=form.description.data or "",
+                                          team=form.team_id.data, repeat_count=form.repeat_count.data,
+                                          now=utcnow())
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        apply_errors(form, exc)
+        return _list_page(form)
+    flash(f"Created {policy.name}. Add level 1 next.", "success")
+    return redirect(url_for("ui.policy_detail", policy_id=policy.id), code=303)
+
+
+def _detail_page(policy, *, form=None, level_form=None, target_form=None, target_level_id=None):
+    form = form or PolicyForm(prefix="policy", data={
+        "name": policy.name, "description": policy.description, "team_id": policy.team_id,
+        "repeat_count": policy.repeat_count})
+    form.team_id.choices = _team_choices()
+    next_number = max((lvl.level_number for lvl in policy.levels), default=0) + 1
+    level_form = level_form or LevelForm(prefix="level", data={"level_number": next_number, "delay_minutes": 15})
+    choices = target_choices()
+    level_form.target.choices = choices
+    target_form = target_form or TargetForm(prefix="target")
+    target_form.target.choices = choices
+    sources = db.session.scalars(select(AlertSource).where(AlertSource.policy_id == policy.id)
+                                 .order_by(AlertSource.name)).all()
+    status = max(form_status(form), form_status(level_form), form_status(target_form))
+    return render_template("policy_detail.html", policy=policy, form=form, level_form=level_form,
+                           target_form=target_form, target_level_id=target_level_id, sources=sources,
+                           describe=describe_targets,
+                           team=db.session.get(Team, policy.team_id) if policy.team_id else None), status
+
+
+@bp.get("/escalation-policies/<int:policy_id>")
+@login_required_role("viewer")
+def policy_detail(policy_id: int):
+    """A policy's levels, delays and targets, with the forms that change them for admins."""
+    return _detail_page(escalation.get_policy(db.session, policy_id))
+
+
+@bp.post("/escalation-policies/<int:policy_id>")
+@login_required_role("admin")
+def update_policy_view(policy_id: int):
+    """Rename, re-describe, re-team or change the repeat count."""
+    policy = escalation.get_policy(db.session, policy_id)
+    form = PolicyForm(prefix="policy")
+    form.team_id.choices = _team_choices()
+    if not form.validate_on_submit():
+        return _detail_page(policy, form=form)
+    try:
+        escalation.update_policy(db.session, policy, name=form.name.data, description=form.description.data or "",
+                                 team=form.team_id.data, repeat_count=form.repeat_count.data)
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        apply_errors(form, exc)
+        return _detail_page(escalation.get_policy(db.session, policy_id), form=form)
+    flash("Policy saved.", "success")
+    return redirect(url_for("ui.policy_detail", policy_id=policy_id), code=303)
+
+
+@bp.post("/escalation-policies/<int:policy_id>/levels")
+@login_required_role("admin")
+def add_level_view(policy_id: int):
+    """Add a level; a number the policy already uses is shown as an error next to the field."""
+    policy = escalation.get_policy(db.session, policy_id)
+    form = LevelForm(prefix="level")
+    form.target.choices = target_choices()
+    if not form.validate_on_submit():
+        return _detail_page(policy, level_form=form)
+    try:
+        escalation.add_level(db.session, policy, level_number=form.level_number.data,
+                             delay_minutes=form.delay_minutes.data, targets=[parse_target(form.target.data)])
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        apply_errors(form, exc, aliases={"targets": "target", "targets[0]": "target"})
+        return _detail_page(escalation.get_policy(db.session, policy_id), level_form=form)
+    flash(f"Level {form.level_number.data} added.", "success")
+    return redirect(url_for("ui.policy_detail", policy_id=policy_id), code=303)
+
+
+@bp.post("/escalation-policies/<int:policy_id>/levels/<int:level_id>/targets")
+@login_required_role("admin")
+def add_target_view(policy_id: int, level_id: int):
+    """Add another target to a level."""
+    policy = escalation.get_policy(db.session, policy_id)
+    level = escalation.get_level(db.session, policy, level_id)
+    form = TargetForm(prefix="target")
+    form.target.choices = target_choices()
+    if not form.validate_on_submit():
+        return _detail_page(policy, target_form=form, target_level_id=level_id)
+    try:
+        escalation.add_target(db.session, level, parse_target(form.target.data))
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        apply_errors(form, exc)
+        return _detail_page(escalation.get_policy(db.session, policy_id), target_form=form,
+                            target_level_id=level_id)
+    flash("Target added.", "success")
+    return redirect(url_for("ui.policy_detail", policy_id=policy_id), code=303)
+
+
+@bp.post("/escalation-policies/<int:policy_id>/levels/<int:level_id>/targets/<int:target_id>/remove")
+@login_required_role("admin")
+def remove_target_view(policy_id: int, level_id: int, target_id: int):
+    """Remove a target from a level."""
+    policy = escalation.get_policy(db.session, policy_id)
+    escalation.remove_target(db.session, escalation.get_level(db.session, policy, level_id), target_id)
+    db.session.commit()
+    flash("Target removed.", "success")
+    return redirect(url_for("ui.policy_detail", policy_id=policy_id), code=303)
+
+
+@bp.post("/escalation-policies/<int:policy_id>/levels/<int:level_id>/delete")
+@login_required_role("admin")
+def delete_level_view(policy_id: int, level_id: int):
+    """Delete a level and its targets."""
+    policy = escalation.get_policy(db.session, policy_id)
+    escalation.delete_level(db.session, escalation.get_level(db.session, policy, level_id))
+    db.session.commit()
+    flash("Level deleted.", "success")
+    return redirect(url_for("ui.policy_detail", policy_id=policy_id), code=303)
+
+
+@bp.post("/escalation-policies/<int:policy_id>/delete")
+@login_required_role("admin")
+def delete_policy_view(policy_id: int):
+    """Delete a policy that no source or incident uses."""
+    policy = escalation.get_policy(db.session, policy_id)
+    try:
+        escalation.delete_policy(db.session, policy)
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("ui.policy_detail", policy_id=policy_id), code=303)
+    flash("Policy deleted.", "success")
+    return redirect(url_for("ui.policies"), code=303)

@@ -1,0 +1,272 @@
+"""/schedules: entries, overrides, rotations, who is on call, a 14-day timeline, .ics feeds."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import Response, flash, redirect, render_template, url_for
+from sqlalchemy import select
+
+from pagerpal_core.errors import DomainError
+from pagerpal_core.models import EscalationTarget, Team, User
+from pagerpal_core.services import ical, oncall
+from pagerpal_core.services import schedules as schedule_service
+from pagerpal_core.services.users import get_user
+from pagerpal_core.timeutil import utcnow
+from pagerpal_web.auth import login_required_role
+from pagerpal_web.extensions import db
+from pagerpal_web.ui import bp
+from pagerpal_web.ui.common import active_user_choices, apply_errors, form_status
+from pagerpal_web.ui.forms import OverrideForm, RotationForm, ScheduleForm, ShiftForm
+
+TIMELINE_DAYS = 14
+# SVG geometry of the timeline, in viewBox units (it scales with the page).
+LABEL_WIDTH, BAR_AREA, ROW_HEIGHT, HEADER_HEIGHT = 150, 850, 30, 26
+
+
+def user_colour(user_id: int) -> str:
+    """A stable colour per person so their shifts are easy to follow across days."""
+    return f"hsl({(user_id * 67) % 360}, 55%, 48%)"
+
+
+def timeline(schedules: list, *, start: datetime, days: int = TIMELINE_DAYS) -> dict:
+    """Geometry for the SVG timeline: one row per schedule, bars per resolved shift."""
+    end = start + timedelta(days=days)
+    span = (end - start).total_seconds()
+
+    def x(moment: datetime) -> float:
+        return round(LABEL_WIDTH + BAR_AREA * (moment - start).total_seconds() / span, 2)
+
+    rows = []
+    for i, schedule in enumerate(schedules):
+        y = HEADER_HEIGHT + i * ROW_HEIGHT
+        bars = []
+        for shift in oncall.shifts_between(db.session, schedule, start, end):
+            left, right = x(shift.start), x(shift.end)
+            width = max(right - left, 1.0)
+            name = shift.user.name or shift.user.email
+            fit = int(width // 7)
+            bars.append({
+                "x": left, "w": round(width, 2), "y": y + 4, "h": ROW_HEIGHT - 8, "layer": shift.layer,
+                "colour": user_colour(shift.user_id), "name": name,
+                "label": name if len(name) <= fit else (name[: fit - 1] + "…" if fit >= 4 else ""),
+                "title": f"{name} ({shift.layer}) {shift.start:%a %d %b %H:%M} – {shift.end:%a %d %b %H:%M} UTC",
+            })
+        rows.append({"schedule": schedule, "y": y, "bars": bars})
+    day_marks = [{"x": x(start + timedelta(days=d)), "label": (start + timedelta(days=d)).strftime("%a %d")}
+                 for d in range(days)]
+    now = utcnow()
+    return {"rows": rows, "days": day_marks, "now_x": x(now) if start <= now < end else None,
+            "width": LABEL_WIDTH + BAR_AREA, "height": HEADER_HEIGHT + max(1, len(rows)) * ROW_HEIGHT + 4,
+            "label_width": LABEL_WIDTH, "day_width": BAR_AREA / days, "start": start, "end": end}
+
+
+def timeline_start(now: datetime) -> datetime:
+    """Midnight UTC today: the timeline's left edge."""
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _team_choices():
+    return [("", "— no team —")] + [(t.id, t.name) for t in db.session.scalars(select(Team).order_by(Team.name))]
+
+
+def _list_page(form: ScheduleForm):
+    form.team_id.choices = _team_choices()
+    schedules = schedule_service.list_schedules(db.session)
+    now = utcnow()
+    on_call = {s.id: oncall.who_is_on_call(db.session, s, now) for s in schedules}
+    teams = {t.id: t for t in db.session.scalars(select(Team))}
+    return render_template("schedules.html", schedules=schedules, form=form, on_call=on_call, teams=teams,
+                           timeline=timeline(schedules, start=timeline_start(now))), form_status(form)
+
+
+@bp.get("/schedules")
+@login_required_role("viewer")
+def schedules():
+    """Every schedule, who is on call in each now, and the next 14 days at a glance."""
+    return _list_page(ScheduleForm())
+
+
+@bp.post("/schedules")
+@login_required_role("admin")
+def create_schedule_view():
+    """Create a schedule."""
+    form = ScheduleForm()
+    form.team_id.choices = _team_choices()
+    if not form.validate_on_submit():
+        return _list_page(form)
+    try:
+        schedule = schedule_service.create_schedule(
+            db.session, name=form.name.data, timezone=form.timezone.data.strip(),
+            description=form.description.data or "", team=form.team_id.data, now=utcnow())
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        apply_errors(form, exc, aliases={"team": "team_id"})
+        return _list_page(form)
+    flash(f"Created schedule {schedule.name}. Add a rotation or entries next.", "success")
+    return redirect(url_for("ui.schedule_detail", schedule_id=schedule.id), code=303)
+
+
+def _detail_page(schedule, **given):
+    choices = active_user_choices()
+    forms = {
+        "entry": given.get("entry") or ShiftForm(prefix="entry"),
+        "override": given.get("override") or OverrideForm(prefix="override"),
+        "rotation": given.get("rotation") or RotationForm(prefix="rotation"),
+    }
+    for form in forms.values():
+        if "user_id" in form:
+            form.user_id.choices = choices
+    forms["rotation"].participants.choices = [c for c in choices if c[0] != ""]
+    now = utcnow()
+    used_by = db.session.scalar(select(EscalationTarget.id).where(EscalationTarget.schedule_id == schedule.id)
+                                .limit(1))
+    status = max(form_status(f) for f in forms.values())
+    return render_template(
+        "schedule_detail.html", schedule=schedule, forms=forms, now=now,
+        on_call=oncall.who_is_on_call(db.session, schedule, now),
+        entries=schedule_service.list_entries(db.session, schedule, start=now - timedelta(days=1)),
+        overrides=schedule_service.list_overrides(db.session, schedule, start=now - timedelta(days=1)),
+        users={u.id: u for u in db.session.scalars(select(User))},
+        timeline=timeline([schedule], start=timeline_start(now)), used_by_policy=used_by is not None), status
+
+
+@bp.get("/schedules/<int:schedule_id>")
+@login_required_role("viewer")
+def schedule_detail(schedule_id: int):
+    """One schedule's layers, who is on call, its timeline, and (for admins) the forms."""
+    return _detail_page(schedule_service.get_schedule(db.session, schedule_id))
+
+
+def _local(naive: datetime, zone: str) -> datetime:
+    """A time typed in the schedule's zone as an aware datetime."""
+    return naive.replace(tzinfo=ZoneInfo(zone))
+
+
+def _schedule_write(schedule_id: int, name: str, form, action, done: str):
+    schedule = schedule_service.get_schedule(db.session, schedule_id)
+    if "user_id" in form:
+        form.user_id.choices = active_user_choices()
+    if "participants" in form:
+        form.participants.choices = [c for c in active_user_choices()]
+    if not form.validate_on_submit():
+        return _detail_page(schedule, **{name: form})
+    try:
+        action(schedule, form)
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        apply_errors(form, exc, aliases={"user": "user_id"})
+        return _detail_page(schedule_service.get_schedule(db.session, schedule_id), **{name: form})
+    flash(done, "success")
+    return redirect(url_for("ui.schedule_detail", schedule_id=schedule_id), code=303)
+
+
+@bp.post("/schedules/<int:schedule_id>/entries")
+@login_required_role("admin")
+def add_entry_view(schedule_id: int):
+    """Add a shift; an overlap with another entry is shown next to the start time."""
+    return _schedule_write(schedule_id, "entry", ShiftForm(prefix="entry"), lambda schedule, form:
+                           schedule_service.create_entry(
+                               db.session, schedule, user=form.user_id.data,
+                               starts_at=_local(form.starts_at.data, schedule.timezone),
+                               ends_at=_local(form.ends_at.data, schedule.timezone), now=utcnow()),
+                           "Entry added.")
+
+
+@bp.post("/schedules/<int:schedule_id>/overrides")
+@login_required_role("admin")
+def add_override_view(schedule_id: int):
+    """Add temporary cover (it wins over entries and rotations)."""
+    return _schedule_write(schedule_id, "override", OverrideForm(prefix="override"), lambda schedule, form:
+                           schedule_service.create_override(
+                               db.session, schedule, user=form.user_id.data,
+                               starts_at=_local(form.starts_at.data, schedule.timezone),
+                               ends_at=_local(form.ends_at.data, schedule.timezone),
+                               reason=form.reason.data or "", now=utcnow()),
+                           "Override added.")
+
+
+@bp.post("/schedules/<int:schedule_id>/rotations")
+@login_required_role("admin")
+def add_rotation_view(schedule_id: int):
+    """Add a rotation; participants take turns in the order listed."""
+    return _schedule_write(schedule_id, "rotation", RotationForm(prefix="rotation"), lambda schedule, form:
+                           schedule_service.create_rotation(
+                               db.session, schedule, start_date=form.start_date.data, name=form.name.data or "",
+                               shift_length=form.shift_length.data, shift_unit=form.shift_unit.data,
+                               handoff_time=form.handoff_time.data, participants=form.participants.data,
+                               now=utcnow()),
+                           "Rotation added.")
+
+
+@bp.post("/schedules/<int:schedule_id>/entries/<int:entry_id>/delete")
+@login_required_role("admin")
+def delete_entry_view(schedule_id: int, entry_id: int):
+    """Delete an entry."""
+    schedule = schedule_service.get_schedule(db.session, schedule_id)
+    schedule_service.delete_entry(db.session, schedule_service.get_entry(db.session, schedule, entry_id))
+    db.session.commit()
+    flash("Entry deleted.", "success")
+    return redirect(url_for("ui.schedule_detail", schedule_id=schedule_id), code=303)
+
+
+@bp.post("/schedules/<int:schedule_id>/overrides/<int:override_id>/delete")
+@login_required_role("admin")
+def delete_override_view(schedule_id: int, override_id: int):
+    """Delete an override; the layers beneath show through again."""
+    schedule = schedule_service.get_schedule(db.session, schedule_id)
+    schedule_service.delete_override(db.session, schedule_service.get_override(db.session, schedule, override_id))
+    db.session.commit()
+    flash("Override deleted.", "success")
+    return redirect(url_for("ui.schedule_detail", schedule_id=schedule_id), code=303)
+
+
+@bp.post("/schedules/<int:schedule_id>/rotations/<int:rotation_id>/delete")
+@login_required_role("admin")
+def delete_rotation_view(schedule_id: int, rotation_id: int):
+    """Delete a rotation and its turn order."""
+    schedule = schedule_service.get_schedule(db.session, schedule_id)
+    schedule_service.delete_rotation(db.session, schedule_service.get_rotation(db.session, schedule, rotation_id))
+    db.session.commit()
+    flash("Rotation deleted.", "success")
+    return redirect(url_for("ui.schedule_detail", schedule_id=schedule_id), code=303)
+
+
+@bp.post("/schedules/<int:schedule_id>/delete")
+@login_required_role("admin")
+def delete_schedule_view(schedule_id: int):
+    """Delete a schedule no escalation level targets."""
+    schedule = schedule_service.get_schedule(db.session, schedule_id)
+    try:
+        schedule_service.delete_schedule(db.session, schedule)
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("ui.schedule_detail", schedule_id=schedule_id), code=303)
+    flash("Schedule deleted.", "success")
+    return redirect(url_for("ui.schedules"), code=303)
+
+
+def _ics(text: str, filename: str) -> Response:
+    return Response(text, mimetype="text/calendar", headers={
+        "Content-Disposition": f'inline; filename="{filename}"', "Cache-Control": "private, max-age=300"})
+
+
+@bp.get("/schedules/<int:schedule_id>.ics")
+@login_required_role("viewer")
+def schedule_ical(schedule_id: int):
+    """The schedule's shifts as an iCalendar feed (signed-in session required)."""
+    schedule = schedule_service.get_schedule(db.session, schedule_id)
+    return _ics(ical.schedule_ical(db.session, schedule, now=utcnow()), f"schedule-{schedule.id}.ics")
+
+
+@bp.get("/users/<int:user_id>.ics")
+@login_required_role("viewer")
+def user_ical(user_id: int):
+    """One person's shifts across all schedules as an iCalendar feed."""
+    user = get_user(db.session, user_id)
+    return _ics(ical.user_ical(db.session, user, now=utcnow()), f"user-{user.id}-on-call.ics")

@@ -1,0 +1,34 @@
+"""/settings: is this PagerPal ready to page? Provider readiness, sending mode, worker health."""
+
+from __future__ import annotations
+
+from flask import render_template
+
+from pagerpal_core.services.provider_health import provider_health, sending_mode
+from pagerpal_core.services.system import list_job_health
+from pagerpal_core.timeutil import utcnow
+from pagerpal_web.auth import login_required_role
+from pagerpal_web.extensions import db
+from pagerpal_web.ui import bp
+from pagerpal_web.ui.common import settings
+
+
+@bp.get("/settings")
+@login_required_role("viewer")
+def settings_page():
+    """Read-only: which setting names are missing (never their values), and job heartbeats."""
+    config = settings()
+    now = utcnow()
+    return render_template(
+        "settings.html", channels=provider_health(config), mode=sending_mode(config),
+        jobs=list_job_health(db.session, now=now), now=now, config_view={
+            "base_url": config.base_url,
+            "environment": config.environment,
+            "session_cookie_secure": config.session_cookie_secure,
+            "allowed_origins": config.allowed_origins,
+            "retry_worker": config.notification_retry_worker_enabled,
+            "escalation_worker": config.escalation_worker_enabled,
+            "receipt_token": bool(config.infobip_receipt_token),
+            # Names what would stop a production start (no secret values in these messages).
+            "production_problems": config.production_problems(),
+        })

@@ -1,0 +1,138 @@
+"""/teams: teams and their members (who is on call for a team comes from its schedules)."""
+
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, url_for
+from sqlalchemy import select
+
+from pagerpal_core.errors import DomainError
+from pagerpal_core.models import EscalationPolicy, Schedule
+from pagerpal_core.services.oncall import team_on_call
+from pagerpal_core.services.teams import (add_team_member, create_team, delete_team, get_team, list_team_members,
+                                          list_teams, remove_team_member, update_team)
+from pagerpal_core.timeutil import utcnow
+from pagerpal_web.auth import login_required_role
+from pagerpal_web.extensions import db
+from pagerpal_web.ui import bp
+from pagerpal_web.ui.common import active_user_choices, apply_errors, form_status
+from pagerpal_web.ui.forms import MemberForm, TeamForm
+
+
+def _list_page(form: TeamForm):
+    teams = list_teams(db.session)
+    now = utcnow()
+    on_call = {team.id: team_on_call(db.session, team, now) for team in teams}
+    return render_template("teams.html", teams=teams, form=form, on_call=on_call), form_status(form)
+
+
+@bp.get("/teams")
+@login_required_role("viewer")
+def teams():
+    """Teams with their members and who is on call for each now."""
+    return _list_page(TeamForm())
+
+
+@bp.post("/teams")
+@login_required_role("admin")
+def create_team_view():
+    """Create a team."""
+    form = TeamForm()
+    if not form.validate_on_submit():
+        return _list_page(form)
+    try:
+        team = create_team(db.session, name=form.name.data, description=form.description.data or "",
+                           now=utcnow())
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        apply_errors(form, exc)
+        return _list_page(form)
+    flash(f"Created team {team.name}.", "success")
+    return redirect(url_for("ui.team_detail", team_id=team.id), code=303)
+
+
+def _detail_page(team, *, form=None, member_form=None):
+    form = form or TeamForm(prefix="team", data={"name": team.name, "description": team.description})
+    member_form = member_form or MemberForm(prefix="member")
+    member_form.user_id.choices = active_user_choices()
+    schedules = db.session.scalars(select(Schedule).where(Schedule.team_id == team.id)
+                                   .order_by(Schedule.name)).all()
+    policies = db.session.scalars(select(EscalationPolicy).where(EscalationPolicy.team_id == team.id)
+                                  .order_by(EscalationPolicy.name)).all()
+    status = max(form_status(form), form_status(member_form))
+    return render_template("team_detail.html", team=team, members=list_team_members(db.session, team),
+                           form=form, member_form=member_form, schedules=schedules, policies=policies,
+                           on_call=team_on_call(db.session, team, utcnow())), status
+
+
+@bp.get("/teams/<int:team_id>")
+@login_required_role("viewer")
+def team_detail(team_id: int):
+    """A team's members, schedules, policies and who is on call now."""
+    return _detail_page(get_team(db.session, team_id))
+
+
+@bp.post("/teams/<int:team_id>")
+@login_required_role("admin")
+def update_team_view(team_id: int):
+    """Rename or re-describe a team."""
+    team = get_team(db.session, team_id)
+    form = TeamForm(prefix="team")
+    if not form.validate_on_submit():
+        return _detail_page(team, form=form)
+    try:
+        update_team(db.session, team, name=form.name.data, description=form.description.data or "")
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        apply_errors(form, exc)
+        return _detail_page(get_team(db.session, team_id), form=form)
+    flash("Team saved.", "success")
+    return redirect(url_for("ui.team_detail", team_id=team.id), code=303)
+
+
+@bp.post("/teams/<int:team_id>/members")
+@login_required_role("admin")
+def add_team_member_view(team_id: int):
+    """Add an active user to the team."""
+    team = get_team(db.session, team_id)
+    form = MemberForm(prefix="member")
+    form.user_id.choices = active_user_choices()
+    if not form.validate_on_submit():
+        return _detail_page(team, member_form=form)
+    try:
+        add_team_member(db.session, team, form.user_id.data, now=utcnow())
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        apply_errors(form, exc)
+        return _detail_page(get_team(db.session, team_id), member_form=form)
+    flash("Member added.", "success")
+    return redirect(url_for("ui.team_detail", team_id=team.id), code=303)
+
+
+@bp.post("/teams/<int:team_id>/members/<int:user_id>/remove")
+@login_required_role("admin")
+def remove_team_member_view(team_id: int, user_id: int):
+    """Remove a member (their schedule shifts stay)."""
+    team = get_team(db.session, team_id)
+    remove_team_member(db.session, team, user_id)
+    db.session.commit()
+    flash("Member removed.", "success")
+    return redirect(url_for("ui.team_detail", team_id=team.id), code=303)
+
+
+@bp.post("/teams/<int:team_id>/delete")
+@login_required_role("admin")
+def delete_team_view(team_id: int):
+    """Delete a team that nothing uses any more."""
+    team = get_team(db.session, team_id)
+    try:
+        delete_team(db.session, team)
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("ui.team_detail", team_id=team_id), code=303)
+    flash("Team deleted.", "success")
+    return redirect(url_for("ui.teams"), code=303)

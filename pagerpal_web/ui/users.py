@@ -1,0 +1,172 @@
+"""/users: accounts and responder identities, their roles and contact methods."""
+
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from pagerpal_core.errors import Conflict, DomainError, NotFound
+from pagerpal_core.models import ContactMethod, Incident, ScheduleEntry, TeamMembership, User
+from pagerpal_core.models.incidents import OPEN_STATUSES
+from pagerpal_core.services.users import (create_user, deactivate_user, get_user, reactivate_user, set_role,
+                                          validate_contact)
+from pagerpal_core.timeutil import utcnow
+from pagerpal_web.auth import login_required_role
+from pagerpal_web.extensions import db
+from pagerpal_web.ui import bp
+from pagerpal_web.ui.common import apply_errors, form_status
+from pagerpal_web.ui.forms import ConfirmForm, ContactForm, RoleForm, UserForm
+
+
+def _list_page(form: UserForm):
+    users = db.session.scalars(select(User).order_by(User.active.desc(), User.name, User.id)).all()
+    return render_template("users.html", users=users, form=form), form_status(form)
+
+
+@bp.get("/users")
+@login_required_role("viewer")
+def users():
+    """Everyone PagerPal knows, with the create form for admins."""
+    return _list_page(UserForm())
+
+
+@bp.post("/users")
+@login_required_role("admin")
+def create_user_view():
+    """Create an account (with a password) or a responder identity (without)."""
+    form = UserForm()
+    if not form.validate_on_submit():
+        return _list_page(form)
+    contacts = []
+    if form.channel.data:
+        contacts.append({"channel": form.channel.data, "destination": form.destination.data or ""})
+    try:
+        user = create_user(db.session, email=form.email.data, name=form.name.data, role=form.role.data,
+                           password=form.password.data or None, timezone=form.timezone.data.strip(),
+                           contact_methods=contacts)
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        apply_errors(form, exc, aliases={"contact_methods[0]": "destination"})
+        return _list_page(form)
+    flash(f"Created {user.name}.", "success")
+    return redirect(url_for("ui.user_detail", user_id=user.id), code=303)
+
+
+def _detail_page(user: User, *, role_form=None, contact_form=None):
+    role_form = role_form or RoleForm(data={"role": user.role})
+    contact_form = contact_form or ContactForm(prefix="contact")
+    memberships = db.session.scalars(select(TeamMembership).where(TeamMembership.user_id == user.id)).all()
+    open_assigned = db.session.scalar(select(func.count(Incident.id)).where(
+        Incident.assignee_id == user.id, Incident.status.in_(OPEN_STATUSES)))
+    status = max(form_status(role_form), form_status(contact_form))
+    return render_template("user_detail.html", user=user, role_form=role_form, contact_form=contact_form,
+                           confirm_form=ConfirmForm(), memberships=memberships,
+                           open_assigned=open_assigned), status
+
+
+@bp.get("/users/<int:user_id>")
+@login_required_role("viewer")
+def user_detail(user_id: int):
+    """One user: role, contact methods, teams, and (for admins) the forms that change them."""
+    return _detail_page(get_user(db.session, user_id))
+
+
+@bp.post("/users/<int:user_id>/role")
+@login_required_role("admin")
+def user_role(user_id: int):
+    """Change a role; the user's existing sessions end (their auth version changes)."""
+    user = get_user(db.session, user_id)
+    form = RoleForm()
+    if not form.validate_on_submit():
+        return _detail_page(user, role_form=form)
+    if user.id == current_user.id and form.role.data != "admin":
+        form.role.errors = ["You cannot take the admin role from yourself; ask another admin."]
+        return _detail_page(user, role_form=form)
+    set_role(db.session, user, form.role.data)
+    db.session.commit()
+    flash(f"{user.name} is now {user.role}.", "success")
+    return redirect(url_for("ui.user_detail", user_id=user.id), code=303)
+
+
+@bp.post("/users/<int:user_id>/contacts")
+@login_required_role("admin")
+def user_add_contact(user_id: int):
+    """Add a contact method (validated like the ones given at creation)."""
+    user = get_user(db.session, user_id)
+    form = ContactForm(prefix="contact")
+    if not form.validate_on_submit():
+        return _detail_page(user, contact_form=form)
+    problem = validate_contact(form.channel.data, form.destination.data)
+    if problem:
+        form.destination.errors = [problem]
+        return _detail_page(user, contact_form=form)
+    method = ContactMethod(user_id=user.id, channel=form.channel.data,
+                           destination=form.destination.data.strip(), enabled=True)
+    try:
+        # The unique key on (user, channel, destination) decides duplicates.
+        with db.session.begin_nested():
+            db.session.add(method)
+            db.session.flush()
+    except IntegrityError:
+        form.destination.errors = ["This user already has that contact method."]
+        return _detail_page(user, contact_form=form)
+    db.session.commit()
+    flash(f"Added {method.channel} contact for {user.name}.", "success")
+    return redirect(url_for("ui.user_detail", user_id=user.id), code=303)
+
+
+@bp.post("/users/<int:user_id>/contacts/<int:method_id>/delete")
+@login_required_role("admin")
+def user_delete_contact(user_id: int, method_id: int):
+    """Remove one contact method; pages already queued to it are unaffected."""
+    user = get_user(db.session, user_id)
+    method = db.session.get(ContactMethod, method_id)
+    if method is None or method.user_id != user.id:
+        raise NotFound(f"contact method {method_id} not found for {user.name}")
+    db.session.delete(method)
+    db.session.commit()
+    flash("Contact method removed.", "success")
+    return redirect(url_for("ui.user_detail", user_id=user.id), code=303)
+
+
+def _deactivation_effect(user: User) -> dict:
+    """What deactivating `user` touches, counted, for the confirmation page."""
+    count = lambda query: db.session.scalar(query) or 0  # noqa: E731
+    return {
+        "open_incidents": count(select(func.count(Incident.id)).where(
+            Incident.assignee_id == user.id, Incident.status.in_(OPEN_STATUSES))),
+        "teams": count(select(func.count(TeamMembership.id)).where(TeamMembership.user_id == user.id)),
+        "future_entries": count(select(func.count(ScheduleEntry.id)).where(
+            ScheduleEntry.user_id == user.id, ScheduleEntry.ends_at > utcnow())),
+    }
+
+
+@bp.route("/users/<int:user_id>/deactivate", methods=["GET", "POST"])
+@login_required_role("admin")
+def user_deactivate(user_id: int):
+    """GET explains what deactivation does; POST does it."""
+    user = get_user(db.session, user_id)
+    form = ConfirmForm()
+    if request.method == "POST":  # CSRFProtect has already checked the token
+        if user.id == current_user.id:
+            raise Conflict("You cannot deactivate your own account; ask another admin.")
+        deactivate_user(db.session, user, actor=current_user._get_current_object(), now=utcnow())
+        db.session.commit()
+        flash(f"{user.name} is deactivated. Check the coverage of their schedules and policies.", "success")
+        return redirect(url_for("ui.user_detail", user_id=user.id), code=303)
+    return render_template("user_deactivate.html", user=user, form=form, effect=_deactivation_effect(user))
+
+
+@bp.post("/users/<int:user_id>/reactivate")
+@login_required_role("admin")
+def user_reactivate(user_id: int):
+    """Make a deactivated user active again (they rejoin on-call resolution)."""
+    user = get_user(db.session, user_id)
+    reactivate_user(db.session, user)
+    db.session.commit()
+    flash(f"{user.name} is active again.", "success")
+    return redirect(url_for("ui.user_detail", user_id=user.id), code=303)
+
