@@ -17,11 +17,11 @@ from sqlalchemy import select
 
 from pagerpal_core.messages import render_page
 from pagerpal_core.models import Incident, IncidentEvent, Notification
-from pagerpal_core.settings import PROJECT_ROOT, Settings
+from pagerpal_core.settings import Settings
 from pagerpal_core.timeutil import utcnow
 from pagerpal_worker.loop import run_cycle
 from pagerpal_worker.main import make_context
-from tests.fakes.infobip import SMS_PATH, WHATSAPP_TEXT_PATH, delivery_report_entry
+from tests.fakes.infobip import SMS_PATH, WHATSAPP_TEXT_PATH
 from tests.fakes.smtp import FakeSMTP
 from tests.providers.conftest import API_KEY, RECEIPT_TOKEN, SMTP_PASSWORD
 
