@@ -10,13 +10,12 @@ import logging
 import time
 from concurrent.futures import as_completed
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pagerpal_core.services.notifications import (ClaimedNotification, RetryPolicy,
                                                   cancel_notifications_of_resolved, claim_due_notifications,
                                                   clean_error, record_send_outcome, recover_expired_leases,
                                                   release_claims, suppress_due_notifications)
-from pagerpal_core.timeutil import utcnow
 from pagerpal_worker.context import DISPATCH_CONCURRENCY, WorkerContext
 from pagerpal_worker.providers.base import OutboundMessage, SendResult
 
@@ -58,12 +57,17 @@ def run(ctx: WorkerContext, now: datetime, limit: int) -> int:
         log.warning("recovered notifications whose lease expired", extra={"fields": {"count": recovered}})
     if not claimed:
         return cancelled
-    return cancelled + send_claimed(ctx, claimed)
+    return cancelled + send_claimed(ctx, claimed, now)
 
 
-def send_claimed(ctx: WorkerContext, claimed: list[ClaimedNotification]) -> int:
-    """Send each claimed row on the thread pool and record each outcome as it arrives."""
-    lease_deadline = time.monotonic() + ctx.settings.notification_lease_seconds
+def send_claimed(ctx: WorkerContext, claimed: list[ClaimedNotification], now: datetime) -> int:
+    """Send each claimed row on the thread pool and record each outcome as it arrives.
+
+    Outcome times are the cycle's `now` plus the real time elapsed since, so a cycle run
+    with a chosen clock (tests) stays consistent with it.
+    """
+    started = time.monotonic()
+    lease_deadline = started + ctx.settings.notification_lease_seconds
     futures = {ctx.executor.submit(_send_one, ctx, item, lease_deadline): item for item in claimed}
     unsent: list[int] = []
     settled = 0
@@ -74,10 +78,11 @@ def send_claimed(ctx: WorkerContext, claimed: list[ClaimedNotification]) -> int:
             unsent.append(item.id)
             continue
         settled += 1
-        record(ctx, Outcome(item.id, result, utcnow()))
+        record(ctx, Outcome(item.id, result, now + timedelta(seconds=time.monotonic() - started)))
     if unsent:
         with ctx.session_factory() as session:
-            released = release_claims(session, unsent, leased_by=ctx.identity, now=utcnow())
+            released = release_claims(session, unsent, leased_by=ctx.identity,
+                                      now=now + timedelta(seconds=time.monotonic() - started))
             session.commit()
         log.info("returned unsent claimed notifications", extra={"fields": {"count": released}})
     return settled
