@@ -12,12 +12,13 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from pagerpal_core.models import User
-from pagerpal_core.schema import schema_problem
+from pagerpal_core.schema import head_revisions
 from pagerpal_core.services.system import list_job_health
 from pagerpal_core.settings import DEFAULT_SECRET_KEY, MIN_SECRET_KEY_LENGTH, Settings
 
@@ -144,12 +145,13 @@ def check_database(session: Session) -> Check:
 
 
 def check_migrations(session: Session) -> Check:
-    # schema_problem opens its own connection; end ours first, or SQLite's BEGIN IMMEDIATE
-    # write lock held by this session would make that connection wait for it.
-    session.rollback()
-    problem = schema_problem(session.get_bind())
-    if problem:
-        return Check("migrations", FAIL, problem)
+    # Read the revision on the session's own connection: a second connection would wait
+    # behind this session's SQLite write lock (BEGIN IMMEDIATE).
+    current = set(MigrationContext.configure(session.connection()).get_current_heads())
+    heads = head_revisions()
+    if current != heads:
+        return Check("migrations", FAIL, f"database is not at the migration head (at "
+                     f"{sorted(current) or 'nothing'}, head {sorted(heads)}): run `flask db upgrade`")
     return Check("migrations", OK, "database is at the migration head")
 
 
