@@ -49,7 +49,7 @@ graceful_timeout = _env_int("GUNICORN_GRACEFUL_TIMEOUT", 30)
 keepalive = 5
 # Recycle workers now and then so a slow leak cannot grow forever; jitter avoids all at once.
 max_requests = _env_int("GUNICORN_MAX_REQUESTS", 2000, minimum=0)
-max_requests_jitter = 200
+max_requests_jitter = _env_int("GUNICORN_MAX_REQUESTS_JITTER", 200, minimum=0)
 # The heartbeat file lives in memory: a disk stall must not look like a hung worker.
 if os.path.isdir("/dev/shm"):
     worker_tmp_dir = "/dev/shm"

@@ -16,6 +16,7 @@ from flask import current_app, jsonify, request
 
 from pagerpal_core.errors import DomainError, Invalid, RateLimited
 from pagerpal_core.logs import log_fields
+from pagerpal_core.metrics import count_alerts
 from pagerpal_core.models import AlertSource
 from pagerpal_core.payloads import parse_payload
 from pagerpal_core.services.ingestion import CREATED, ingest_events
@@ -73,6 +74,7 @@ def ingest(source: AlertSource, kind: str, body) -> tuple[list, dict | None]:
         control = {"type": parsed.control.type, "topic_arn": row.topic_arn, "status": row.status}
     results = ingest_events(db.session, source, parsed.events, now=now, base_url=settings().base_url)
     db.session.commit()
+    count_alerts(source.name, (r.outcome for r in results))
     log.info("alerts ingested", extra=log_fields(
         source_id=source.id, format=kind, outcomes=dict(Counter(r.outcome for r in results)),
         sns=control["type"] if control else None))

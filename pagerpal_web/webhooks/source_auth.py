@@ -20,6 +20,7 @@ from pagerpal_core.logs import log_fields
 from pagerpal_core.models import AlertSource
 from pagerpal_core.services.alert_sources import authenticate_source
 from pagerpal_web.extensions import db
+from pagerpal_web.metrics import remember_alert_source
 
 log = logging.getLogger("pagerpal.webhooks")
 
@@ -63,6 +64,7 @@ def authenticate_request(body_key: str | None = None) -> AlertSource:
     source = authenticate_source(db.session, key)
     if source is None:
         raise Unauthorized(BAD_KEY)
+    remember_alert_source(source.name)  # labels a refusal from here on in /metrics
     if not source.active:
         raise Forbidden("this alert source is inactive")
     if how == "query":
