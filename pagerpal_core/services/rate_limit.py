@@ -28,6 +28,11 @@ _SQLITE_AVAILABLE = ("MIN(:capacity, COALESCE(rate_tokens, :capacity) + :rate * 
                      "(julianday(:now) - julianday(COALESCE(rate_updated_at, :now))) * 86400.0))")
 
 
+# SQLite's julianday() arithmetic is good to ~10 µs, so "exactly one token after exactly
+# one second" can come out a hair under 1; a token counts when it is within 1e-4 of one.
+TOKEN_EPSILON = 1e-4
+
+
 def _take_sql(available: str, greatest: str):
     # Named SQL: take one token from source :source_id if one is available, atomically.
     # The SET expressions read the row being updated, so on PostgreSQL a concurrent
@@ -35,11 +40,11 @@ def _take_sql(available: str, greatest: str):
     # timestamp only moves forward, so requests stamped slightly out of order are safe.
     return text(f"""
         UPDATE alert_sources
-           SET rate_tokens = {available} - 1,
+           SET rate_tokens = {greatest}(0, {available} - 1),
                rate_updated_at = CASE WHEN rate_updated_at IS NULL THEN :now
                                       ELSE {greatest}(rate_updated_at, :now) END,
                last_alert_at = :now
-         WHERE id = :source_id AND {available} >= 1
+         WHERE id = :source_id AND {available} >= 1 - {TOKEN_EPSILON}
         RETURNING rate_tokens
     """).bindparams(bindparam("now", type_=UTCDateTime))
 
