@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from flask import current_app, g, jsonify, request, url_for
 
-from pagerpal_core.errors import DomainError, Invalid
+from pagerpal_core.errors import DomainError, Invalid, NotFound
 from pagerpal_core.timeutil import isoformat, parse_iso
+from pagerpal_web.api import bp
 
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
+# Ids are 32-bit columns; a larger number cannot name a row (and SQLite cannot even bind
+# one past 64 bits), so it is answered as "not found" / "invalid" before any query runs.
+MAX_ID = 2**31 - 1
 
 
 class BadRequest(DomainError):
@@ -30,6 +34,27 @@ def json_body(required: bool = True) -> dict:
     return data
 
 
+@bp.before_request
+def reject_impossible_ids():
+    """404 for a path id no row can have (runs after the auth guard)."""
+    for name, value in (request.view_args or {}).items():
+        if isinstance(value, int) and not 0 <= value <= MAX_ID:
+            raise NotFound(f"{name.replace('_id', '')} {value} not found")
+
+
+def _oversized_ints(value, path: str, errors: dict) -> None:
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int) and not -MAX_ID <= value <= MAX_ID:
+        errors[path] = f"must be between {-MAX_ID} and {MAX_ID}"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _oversized_ints(item, f"{path}.{key}" if path else str(key), errors)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _oversized_ints(item, f"{path}[{i}]", errors)
+
+
 def body_fields(allowed, *, required: bool = True, needed=()) -> dict:
     """The JSON body restricted to `allowed` keys: unknown keys and missing `needed` ones are a 422.
 
@@ -39,6 +64,7 @@ def body_fields(allowed, *, required: bool = True, needed=()) -> dict:
     data = json_body(required=required)
     errors = {name: "unknown field" for name in sorted(set(data) - set(allowed))}
     errors.update({name: "is required" for name in needed if name not in data})
+    _oversized_ints(data, "", errors)
     if errors:
         raise Invalid("invalid request body", fields=errors)
     return data

@@ -210,6 +210,21 @@ SCHEMAS = {
         "message": STR}},
 }
 
+
+
+def extended(name: str, **properties) -> dict:
+    """SCHEMAS[name] with more (always present) properties, still closed."""
+    base = copy.deepcopy(SCHEMAS[name])
+    base["properties"].update(properties)
+    base["required"] = base["required"] + list(properties)
+    return base
+
+
+SCHEMAS["AlertSourceWithKey"] = extended("AlertSource", key={"type": "string", "description": "the full key, "
+                                                             "shown only in this response"})
+SCHEMAS["IncidentDetail"] = extended("Incident", timeline=array(ref("Event")),
+                                     notifications=array(ref("Notification")))
+
 # --- operations ------------------------------------------------------------------------------
 
 ERRORS = {
@@ -383,26 +398,21 @@ def management_paths() -> dict:
     sources = _rename(crud("/alert-sources", "alert-sources", "source", create="AlertSourceCreate",
                            update="AlertSourceUpdate", schema="AlertSource"), "{source_id}", "{source_id}")
     key_note = "The response's `key` is the full key, shown this once; store it in the sender now."
-    sources["/alert-sources"]["post"]["responses"]["201"]["content"] = _json(
-        {"allOf": [ref("AlertSource")], "unevaluatedProperties": False,
-         "properties": {"key": STR}, "required": ["key"]})
+    sources["/alert-sources"]["post"]["responses"]["201"]["content"] = _json(ref("AlertSourceWithKey"))
     sources["/alert-sources"]["post"]["description"] = key_note + "\n\n" + sources["/alert-sources"]["post"][
         "description"]
     paths.update(sources)
     paths["/alert-sources/{source_id}/regenerate-key"] = {"post": op(
         "Issue a new key", "alert-sources", role="admin", errors=("404",), description=key_note +
         " The old key stops working at once.",
-        schema={"allOf": [ref("AlertSource")], "unevaluatedProperties": False, "properties": {"key": STR},
-                "required": ["key"]})}
+        schema=ref("AlertSourceWithKey"))}
     # incidents
     paths["/incidents"] = {"get": op("List incidents", "incidents", schema=page_of("Incident"),
                                      query=PAGE + INCIDENT_FILTERS,
                                      description="Keyset pages: `after` is the id of the last incident seen, "
                                                  "so pages stay stable while incidents arrive.")}
-    detail = {"allOf": [ref("Incident")], "unevaluatedProperties": False, "required": ["timeline", "notifications"],
-              "properties": {"timeline": array(ref("Event")), "notifications": array(ref("Notification"))}}
     paths["/incidents/{incident_id}"] = {"get": op("Read an incident with timeline and notifications",
-                                                   "incidents", schema=detail, errors=("404",))}
+                                                   "incidents", schema=ref("IncidentDetail"), errors=("404",))}
     actions = {
         "acknowledge": ("Acknowledge: paging stops", "Action",
                         "Two simultaneous acknowledges: one succeeds, the other gets 409."),
