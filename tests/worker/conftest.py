@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from pagerpal_core.models import Incident, Notification
 from pagerpal_core.settings import Settings
 from pagerpal_core.timeutil import utcnow
+from pagerpal_core.wakeup import notify_new_work
 from pagerpal_worker.main import make_context
 from tests.fakes.infobip import FakeInfobip
 
@@ -94,6 +95,8 @@ def queue_pages(session, incident: Incident | None, count: int, *, now: datetime
                          status="pending", attempts=0, next_attempt_at=now, dedup_key=f"test-{first_number + i}")
             for i in range(count)]
     session.add_all(rows)
+    session.flush()
+    notify_new_work(session)  # as the web does: wake a listening worker on commit
     session.commit()
     return [r.id for r in rows]
 

@@ -1,0 +1,149 @@
+"""The real `pagerpal-worker` as subprocesses: failover, exactly-once, retries, clean shutdown."""
+
+from __future__ import annotations
+
+import signal
+import socket
+from collections import Counter
+
+import pytest
+from sqlalchemy import select
+
+from pagerpal_core.models import Notification
+from pagerpal_core.services.notifications import retry_notification
+from pagerpal_core.timeutil import utcnow
+from tests.worker.conftest import (load, make_incident, notification_ids_received, queue_pages, read,
+                                   status_counts, wait_until, worker_env)
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+
+
+def counts(session):
+    return read(session, lambda: status_counts(session))
+
+
+def stop_all(*workers, timeout=15):
+    for worker in workers:
+        worker.signal(signal.SIGTERM)
+    return [worker.wait(timeout) for worker in workers]
+
+
+def test_two_workers_send_each_page_exactly_once(database_url, tmp_path, session, fake_infobip, start_worker):
+    ids = queue_pages(session, None, 500)
+    env = worker_env(database_url, tmp_path / "instance", fake_infobip.url)
+    first, second = start_worker(env, "first"), start_worker(env, "second")
+    wait_until(lambda: counts(session).get("sent") == 500, 120, interval=0.25, message="500 pages sent")
+    received = Counter(notification_ids_received(fake_infobip))
+    assert set(received) == set(ids)
+    assert max(received.values()) == 1, "a page reached the provider twice"
+    leaders = [w for w in (first, second) if w.logged("leading")]
+    assert len(leaders) == 1
+    standby = second if leaders[0] is first else first
+    assert standby.logged("another worker leads; standing by")
+    assert stop_all(first, second) == [0, 0]
+
+
+def test_kill_9_of_the_leader_hands_over_to_the_standby(database_url, tmp_path, session, fake_infobip,
+                                                         start_worker):
+    # Every request takes a moment, so the kill lands with sends in flight.
+    fake_infobip.plan(None, hang=0.03, count=None)
+    env = worker_env(database_url, tmp_path / "instance", fake_infobip.url, NOTIFICATION_LEASE_SECONDS=3)
+    leader = start_worker(env, "leader")
+    leader.wait_for_log("leading")
+    standby = start_worker(env, "standby")
+    standby.wait_for_log("another worker leads; standing by")
+    ids = queue_pages(session, None, 500)
+    wait_until(lambda: len(fake_infobip.requests) >= 100, 60, message="100 pages sent before the kill")
+    leader.signal(signal.SIGKILL)
+    leader.wait(10)
+    standby.wait_for_log("leading", timeout=30)
+    wait_until(lambda: counts(session).get("sent") == 500, 120, interval=0.25, message="all 500 pages sent")
+    received = Counter(notification_ids_received(fake_infobip))
+    assert set(received) == set(ids), "a page was lost"
+    duplicates = sum(n - 1 for n in received.values())
+    print(f"\nkill -9 failover: {duplicates} duplicate page(s) (in flight when the leader died)")
+    # At most one claim batch can be in flight: 8 threads × (lease 3 s // (timeout 1 s + 1)).
+    assert duplicates <= 8
+    assert stop_all(standby) == [0]
+
+
+def test_provider_500_and_timeouts_retry_then_exhaust_then_manual_retry(database_url, tmp_path, session,
+                                                                        fake_infobip, start_worker):
+    incident = make_incident(session)
+    failing, hanging = queue_pages(session, incident, 2)
+    numbers = {failing: "15550000000", hanging: "15550000001"}
+    fake_infobip.plan(500, to=numbers[failing], count=None)
+    fake_infobip.plan(None, hang=3, to=numbers[hanging], count=None)  # longer than the 1 s timeout
+    env = worker_env(database_url, tmp_path / "instance", fake_infobip.url, NOTIFICATION_MAX_ATTEMPTS=3)
+    worker = start_worker(env)
+    wait_until(lambda: counts(session).get("exhausted") == 2, 60, interval=0.25, message="both exhausted")
+    received = Counter(notification_ids_received(fake_infobip))
+    assert received == {failing: 3, hanging: 3}
+    rows = {nid: load(session, Notification, nid) for nid in (failing, hanging)}
+    assert "500" in rows[failing].last_error and rows[failing].attempts == 3
+    assert "timed out" in rows[hanging].last_error and rows[hanging].attempts == 3
+
+    fake_infobip.clear()  # the provider recovers; an operator retries both pages
+    for nid in (failing, hanging):
+        retry_notification(session, rows[nid], actor="ops", now=utcnow())
+    session.commit()
+    wait_until(lambda: counts(session).get("sent") == 2, 30, interval=0.25, message="retried pages sent")
+    assert Counter(notification_ids_received(fake_infobip)) == {failing: 4, hanging: 4}
+    assert stop_all(worker) == [0]
+
+
+def test_sigterm_finishes_in_flight_sends_and_leaves_nothing_sending(database_url, tmp_path, session,
+                                                                     fake_infobip, start_worker):
+    notify_path = str(tmp_path / "notify.sock")
+    systemd_socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    systemd_socket.bind(notify_path)
+    systemd_socket.settimeout(10)
+    try:
+        fake_infobip.plan(None, hang=0.5, count=None)  # slow but inside the 1 s timeout
+        queue_pages(session, None, 100)
+        worker = start_worker(worker_env(database_url, tmp_path / "instance", fake_infobip.url,
+                                         NOTIFY_SOCKET=notify_path))
+        wait_until(lambda: len(fake_infobip.requests) >= 10, 60, message="sends in flight")
+        worker.signal(signal.SIGTERM)
+        assert worker.wait(10) == 0
+        after = counts(session)
+        assert after.get("sending", 0) == 0
+        assert after.get("sent", 0) + after.get("pending", 0) == 100
+        assert after.get("sent", 0) == len(fake_infobip.requests)  # every started send was recorded
+        states = []
+        while True:
+            try:
+                states.append(systemd_socket.recv(200).decode())
+            except (TimeoutError, socket.timeout):
+                break
+            if states[-1] == "STOPPING=1":
+                break
+        assert states[0] == "READY=1" and "WATCHDOG=1" in states and states[-1] == "STOPPING=1"
+    finally:
+        systemd_socket.close()
+    # The pages put back are sent by the next worker.
+    worker = start_worker(worker_env(database_url, tmp_path / "instance", fake_infobip.url))
+    fake_infobip.clear()
+    wait_until(lambda: counts(session).get("sent") == 100, 60, interval=0.25, message="the rest sent")
+    assert max(Counter(notification_ids_received(fake_infobip)).values()) == 1
+    assert stop_all(worker) == [0]
+
+
+def test_standbys_show_in_the_job_rows(database_url, tmp_path, session, start_worker):
+    from pagerpal_core.models import JobStatus
+
+    env = worker_env(database_url, tmp_path / "instance")
+    leader = start_worker(env, "leader")
+    leader.wait_for_log("leading")
+    standby = start_worker(env, "standby")
+    standby.wait_for_log("another worker leads; standing by")
+
+    def job():
+        row = read(session, lambda: session.scalars(select(JobStatus).where(
+            JobStatus.name == "notification_retry")).one_or_none())
+        return row if row is not None and any(k.endswith(f":{standby.pid}") for k in row.standby_instances) \
+            else None
+
+    row = wait_until(job, 30, interval=0.25, message="the standby on the job row")
+    assert row.leader_pid == leader.pid
+    assert stop_all(leader, standby) == [0, 0]
