@@ -96,7 +96,8 @@ def create_policy(session: Session, *, name: str, description: str = "", team: T
                       delay_minutes=spec.get("delay_minutes", 15), targets=spec.get("targets", []))
         except (Invalid, Conflict) as exc:
             # Report the field inside the list, so the caller knows which level was wrong.
-            exc.fields = {f"levels[{i}].{k}": v for k, v in exc.fields.items()} or {f"levels[{i}]": exc.message}
+            exc.fields = ({f"levels[{i}].{k}": v for k, v in exc.fields.items()}
+                          or {f"levels[{i}]": exc.message})
             raise
     return policy
 
@@ -111,7 +112,8 @@ def update_policy(session: Session, policy: EscalationPolicy, *, name=UNSET, des
     if description is not UNSET:
         values["description"] = clean_text(description, "description", errors, max_len=1000, required=False)
     if repeat_count is not UNSET:
-        values["repeat_count"] = clean_int(repeat_count, "repeat_count", errors, minimum=0, maximum=MAX_REPEAT)
+        values["repeat_count"] = clean_int(repeat_count, "repeat_count", errors, minimum=0,
+                                           maximum=MAX_REPEAT)
     if team is not UNSET:
         found = lookup(session, Team, team, "team_id", errors, label="team") if team is not None else None
         values["team_id"] = found.id if found else None
@@ -297,7 +299,8 @@ def resolve_targets(session: Session, level: EscalationLevel, at: datetime) -> l
             people, via = ([shift.user] if shift else []), f"schedule {schedule.name if schedule else '?'}"
         else:
             team = session.get(Team, target.team_id)
-            people, via = (team_on_call(session, team, at) if team else []), f"team {team.name if team else '?'}"
+            people = team_on_call(session, team, at) if team else []
+            via = f"team {team.name if team else '?'}"
         for user in people:
             found.setdefault(user.id, Recipient(user, via))
     return list(found.values())
@@ -387,7 +390,8 @@ def walk_levels(session: Session, incident: Incident, levels: list[EscalationLev
         index += 1
 
 
-def start_escalation(session: Session, incident: Incident, *, now: datetime, base_url: str, actor=None) -> bool:
+def start_escalation(session: Session, incident: Incident, *, now: datetime, base_url: str,
+                     actor=None) -> bool:
     """Begin a new paging pass at level 1 (trigger and reopen); flags `unrouted` if nobody is reached."""
     incident.page_generation = (incident.page_generation or 0) + 1
     incident.escalation_round = 0

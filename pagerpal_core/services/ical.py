@@ -58,7 +58,8 @@ def _event(shift: Shift, *, schedule_name: str, stamp: datetime, for_user: bool)
     layer = LAYER_LABELS.get(shift.layer, shift.layer)
     summary = f"On call: {schedule_name}" if for_user else f"On call: {person}"
     description = f"{person} is on call for {schedule_name} ({layer})."
-    uid = f"pagerpal-s{shift.schedule_id}-{shift.layer}{shift.source_id}-u{shift.user_id}-{format_utc(shift.start)}"
+    uid = (f"pagerpal-s{shift.schedule_id}-{shift.layer}{shift.source_id}-u{shift.user_id}"
+           f"-{format_utc(shift.start)}")
     return [
         "BEGIN:VEVENT",
         f"UID:{uid}@pagerpal",

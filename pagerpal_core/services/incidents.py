@@ -86,9 +86,13 @@ def acknowledge_incident(session: Session, incident: Incident, *, actor: Actor, 
 
 def resolve_incident(session: Session, incident: Incident, *, actor: Actor, now: datetime,
                      note: str | None = None) -> Incident:
-    """Resolve an open incident: escalation stops, unsent pages are cancelled. Resolving twice is a Conflict."""
+    """Resolve an open incident: escalation stops, unsent pages are cancelled.
+
+    Resolving a resolved incident is a Conflict.
+    """
     if note is not None and (not isinstance(note, str) or len(note) > MAX_NOTE_LENGTH):
-        raise Invalid("invalid note", fields={"note": f"must be text of at most {MAX_NOTE_LENGTH} characters"})
+        raise Invalid("invalid note",
+                      fields={"note": f"must be text of at most {MAX_NOTE_LENGTH} characters"})
     incident = lock_incident(session, incident)
     if incident.status == "resolved":
         raise Conflict(f"incident {incident.id} is already resolved", detail={"status": incident.status})
@@ -145,7 +149,8 @@ def escalate_incident(session: Session, incident: Incident, *, actor: Actor, now
     """
     incident = lock_incident(session, incident)
     if incident.status == "resolved":
-        raise Conflict(f"incident {incident.id} is resolved; reopen it instead", detail={"status": "resolved"})
+        raise Conflict(f"incident {incident.id} is resolved; reopen it instead",
+                       detail={"status": "resolved"})
     levels = escalation.policy_levels(session, incident)
     if not levels:
         raise Conflict(f"incident {incident.id} has no escalation policy with levels to escalate to")

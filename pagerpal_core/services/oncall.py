@@ -29,8 +29,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from pagerpal_core.errors import Invalid
-from pagerpal_core.models import (Rotation, RotationParticipant, Schedule, ScheduleEntry, ScheduleOverride, Team,
-                                  User)
+from pagerpal_core.models import (Rotation, RotationParticipant, Schedule, ScheduleEntry, ScheduleOverride,
+                                  Team, User)
 from pagerpal_core.timeutil import as_utc
 
 LAYERS = ("override", "entry", "rotation")
@@ -195,7 +195,8 @@ def _pieces(session: Session, schedule: Schedule, start: datetime, end: datetime
         select(Rotation).where(Rotation.schedule_id == schedule.id)
         .options(selectinload(Rotation.participants)).order_by(Rotation.created_at, Rotation.id)))
     entries = list(session.scalars(select(ScheduleEntry).where(
-        ScheduleEntry.schedule_id == schedule.id, ScheduleEntry.starts_at < end, ScheduleEntry.ends_at > start)
+        ScheduleEntry.schedule_id == schedule.id, ScheduleEntry.starts_at < end,
+        ScheduleEntry.ends_at > start)
         .order_by(ScheduleEntry.starts_at)))
     overrides = list(session.scalars(select(ScheduleOverride).where(
         ScheduleOverride.schedule_id == schedule.id, ScheduleOverride.starts_at < end,
@@ -263,7 +264,8 @@ def on_call_users(session: Session, schedules: list[Schedule], at: datetime) -> 
 
 def team_on_call(session: Session, team: Team, at: datetime) -> list[User]:
     """Whoever is on call at `at` in any of the team's schedules."""
-    schedules = list(session.scalars(select(Schedule).where(Schedule.team_id == team.id).order_by(Schedule.id)))
+    schedules = list(session.scalars(
+        select(Schedule).where(Schedule.team_id == team.id).order_by(Schedule.id)))
     return on_call_users(session, schedules, at)
 
 
@@ -277,7 +279,8 @@ def user_shifts_between(session: Session, user: User, start: datetime, end: date
             Schedule.id.in_(select(Rotation.schedule_id).join(RotationParticipant)
                             .where(RotationParticipant.user_id == user.id))))))
     shifts: list[Shift] = []
-    for schedule in session.scalars(select(Schedule).where(Schedule.id.in_(schedule_ids)).order_by(Schedule.id)):
+    schedules = session.scalars(select(Schedule).where(Schedule.id.in_(schedule_ids)).order_by(Schedule.id))
+    for schedule in schedules:
         shifts.extend(s for s in shifts_between(session, schedule, start, end) if s.user_id == user.id)
     shifts.sort(key=lambda s: (s.start, s.schedule_id))
     return shifts

@@ -344,7 +344,8 @@ def add_rotation_participant(session: Session, rotation: Rotation, user: User | 
 
 def remove_rotation_participant(session: Session, rotation: Rotation, participant_id: int) -> None:
     """Remove one participant; the turn order closes up over the people who remain."""
-    participant = session.get(RotationParticipant, participant_id) if isinstance(participant_id, int) else None
+    participant = (session.get(RotationParticipant, participant_id)
+                   if isinstance(participant_id, int) else None)
     if participant is None or participant.rotation_id != rotation.id:
         raise NotFound(f"participant {participant_id} not found in rotation {rotation.id}")
     session.delete(participant)

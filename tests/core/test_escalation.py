@@ -16,7 +16,7 @@ from pagerpal_core.services.paging import page_user
 from pagerpal_core.services.schedules import create_entry, create_schedule, delete_schedule
 from pagerpal_core.services.teams import add_team_member, create_team, delete_team
 from pagerpal_core.services.users import deactivate_user
-from tests.core.routing_setup import BASE_URL, T0, make_source, make_world, open_incident
+from tests.core.routing_setup import BASE_URL, T0, make_world, open_incident
 from tests.factories import make_user
 
 
