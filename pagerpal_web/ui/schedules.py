@@ -119,6 +119,9 @@ def _detail_page(schedule, **given):
     for form in forms.values():
         if "user_id" in form:
             form.user_id.choices = choices
+            # Typed times are read in the schedule's zone; say which.
+            form.starts_at.label.text = f"Starts ({schedule.timezone})"
+            form.ends_at.label.text = f"Ends ({schedule.timezone})"
     forms["rotation"].participants.choices = [c for c in choices if c[0] != ""]
     now = utcnow()
     used_by = db.session.scalar(select(EscalationTarget.id).where(EscalationTarget.schedule_id == schedule.id)
