@@ -7,6 +7,8 @@ Everything comes from the environment so the same file serves systemd, Docker an
   GUNICORN_THREADS           threads per worker (default 1; >1 switches to the gthread worker)
   GUNICORN_TIMEOUT           seconds a request may take before its worker is replaced (default 30)
   GUNICORN_GRACEFUL_TIMEOUT  seconds in-flight requests get after SIGTERM (default 30)
+  GUNICORN_MAX_REQUESTS      requests before a worker is replaced (default 2000; 0 = never)
+  GUNICORN_CONTROL_SOCKET    path of gunicorn's control socket (default: none)
   PROMETHEUS_MULTIPROC_DIR   where workers share /metrics counters (default: a fresh temp dir)
 
 Access lines are JSON, one per request, with the X-Request-ID the app echoes, so a gunicorn
@@ -57,6 +59,13 @@ accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 proc_name = "pagerpal-web"
+# Gunicorn 25+ opens a control socket at $HOME/.gunicorn/gunicorn.ctl by default: one path for
+# every instance on the host, and unwritable under systemd's ProtectHome. Off unless a path is
+# given (older gunicorn ignores both settings).
+if os.environ.get("GUNICORN_CONTROL_SOCKET", "").strip():
+    control_socket = os.environ["GUNICORN_CONTROL_SOCKET"].strip()
+else:
+    control_socket_disable = True
 # create_app() runs in each worker after the fork: no connection pool is shared across forks.
 preload_app = False
 
