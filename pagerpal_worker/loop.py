@@ -79,6 +79,7 @@ def run_cycle(ctx: WorkerContext, now: datetime | None = None, steps: tuple[Step
     """Run each enabled step once, in order. A failing step is logged and recorded; the rest run."""
     now = now or utcnow()
     report = CycleReport()
+    ctx.more_work = False
     for step in steps:
         if ctx.stop.is_set() and step.name != "heartbeat":
             continue
@@ -106,6 +107,7 @@ def run_cycle(ctx: WorkerContext, now: datetime | None = None, steps: tuple[Step
         finally:
             stats.runs += 1
             stats.last_duration_ms = round((time.monotonic() - started) * 1000, 2)
+    report.more_work = report.more_work or ctx.more_work
     return report
 
 

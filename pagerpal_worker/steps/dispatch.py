@@ -46,8 +46,10 @@ def run(ctx: WorkerContext, now: datetime, limit: int) -> int:
         if not settings.notification_sending_enabled:
             suppressed = suppress_due_notifications(session, now=now, limit=limit)
             session.commit()
+            ctx.more_work = ctx.more_work or suppressed == limit
             return suppressed + cancelled
-        claimed = claim_due_notifications(session, now=now, limit=claim_limit(ctx, limit),
+        batch = claim_limit(ctx, limit)
+        claimed = claim_due_notifications(session, now=now, limit=batch,
                                           lease_seconds=settings.notification_lease_seconds,
                                           leased_by=ctx.identity)
         # The lease is committed before any provider is called: a crash from here on leaves
@@ -57,6 +59,8 @@ def run(ctx: WorkerContext, now: datetime, limit: int) -> int:
         log.warning("recovered notifications whose lease expired", extra={"fields": {"count": recovered}})
     if not claimed:
         return cancelled
+    if len(claimed) == batch:
+        ctx.more_work = True
     return cancelled + send_claimed(ctx, claimed, now)
 
 
