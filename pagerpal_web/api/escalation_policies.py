@@ -2,6 +2,7 @@
 
 from flask import jsonify
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from pagerpal_core.models import EscalationLevel, EscalationPolicy, EscalationTarget
 from pagerpal_core.services import escalation as svc
@@ -40,7 +41,8 @@ def _policy_args(data: dict) -> dict:
 @bp.get("/escalation-policies")
 def list_escalation_policies():
     """Policies by id with levels and targets, paginated."""
-    return jsonify(paginate(db.session, select(EscalationPolicy), EscalationPolicy.id,
+    return jsonify(paginate(db.session, select(EscalationPolicy).options(
+        selectinload(EscalationPolicy.levels).selectinload(EscalationLevel.targets)), EscalationPolicy.id,
                             "api.list_escalation_policies", serialize_policy))
 
 

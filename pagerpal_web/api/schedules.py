@@ -2,6 +2,7 @@
 
 from flask import jsonify
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from pagerpal_core.models import Rotation, Schedule, ScheduleEntry, ScheduleOverride
 from pagerpal_core.services import schedules as svc
@@ -70,7 +71,8 @@ def _window_filter(query, model):
 @bp.get("/schedules")
 def list_schedules():
     """Schedules by id, paginated."""
-    return jsonify(paginate(db.session, select(Schedule), Schedule.id, "api.list_schedules", serialize_schedule))
+    query = select(Schedule).options(selectinload(Schedule.rotations).selectinload(Rotation.participants))
+    return jsonify(paginate(db.session, query, Schedule.id, "api.list_schedules", serialize_schedule))
 
 
 @bp.post("/schedules")

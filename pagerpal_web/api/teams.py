@@ -2,8 +2,9 @@
 
 from flask import jsonify
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
-from pagerpal_core.models import Team
+from pagerpal_core.models import Team, TeamMembership
 from pagerpal_core.services.teams import (add_team_member, create_team, delete_team, get_team,
                                           list_team_members, remove_team_member, update_team)
 from pagerpal_core.timeutil import utcnow
@@ -21,7 +22,8 @@ def serialize_team(team: Team) -> dict:
 @bp.get("/teams")
 def list_teams():
     """Teams by id, paginated."""
-    return jsonify(paginate(db.session, select(Team), Team.id, "api.list_teams", serialize_team))
+    return jsonify(paginate(db.session, select(Team).options(
+        selectinload(Team.memberships).selectinload(TeamMembership.user)), Team.id, "api.list_teams", serialize_team))
 
 
 @bp.post("/teams")

@@ -6,6 +6,7 @@ drops them out of paging at once and keeps every timeline entry that names them.
 
 from flask import jsonify
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 from sqlalchemy.exc import IntegrityError
 
 from pagerpal_core.errors import Conflict, Invalid, NotFound
@@ -58,7 +59,7 @@ def keep_a_login_admin() -> None:
 @bp.get("/users")
 def list_users():
     """Users by id, paginated."""
-    return jsonify(paginate(db.session, select(User), User.id, "api.list_users", serialize_user))
+    return jsonify(paginate(db.session, select(User).options(selectinload(User.contact_methods)), User.id, "api.list_users", serialize_user))
 
 
 @bp.get("/users/<int:user_id>")
