@@ -16,6 +16,7 @@ from pagerpal_core.services.notifications import (ClaimedNotification, RetryPoli
                                                   cancel_notifications_of_resolved, claim_due_notifications,
                                                   clean_error, record_send_outcome, recover_expired_leases,
                                                   release_claims, suppress_due_notifications)
+from pagerpal_worker import systemd
 from pagerpal_worker.context import DISPATCH_CONCURRENCY, WorkerContext
 from pagerpal_worker.providers.base import OutboundMessage, SendResult
 
@@ -83,6 +84,7 @@ def send_claimed(ctx: WorkerContext, claimed: list[ClaimedNotification], now: da
             continue
         settled += 1
         record(ctx, Outcome(item.id, result, now + timedelta(seconds=time.monotonic() - started)))
+        systemd.watchdog()  # progress: a long batch against a slow provider is not a hang
     if unsent:
         with ctx.session_factory() as session:
             released = release_claims(session, unsent, leased_by=ctx.identity,
