@@ -14,7 +14,7 @@ from pagerpal_web.auth import login_required_role
 from pagerpal_web.extensions import db
 from pagerpal_web.ui import bp
 from pagerpal_web.ui.common import apply_errors, form_status, settings
-from pagerpal_web.ui.forms import AlertSourceForm, ConfirmForm
+from pagerpal_web.ui.forms import AlertSourceForm, ConfirmForm, choice_list
 
 # Where each kind of sender posts (paths under the base URL).
 ENDPOINTS = {
@@ -27,10 +27,10 @@ ENDPOINTS = {
 
 
 def _fill_choices(form: AlertSourceForm) -> AlertSourceForm:
-    form.policy_id.choices = [("", "— none (incidents are unrouted) —")] + [
-        (p.id, p.name) for p in db.session.scalars(select(EscalationPolicy).order_by(EscalationPolicy.name))]
-    form.team_id.choices = [("", "— no team —")] + [
-        (t.id, t.name) for t in db.session.scalars(select(Team).order_by(Team.name))]
+    form.policy_id.choices = choice_list([("", "— none (incidents are unrouted) —")] + [
+        (p.id, p.name) for p in db.session.scalars(select(EscalationPolicy).order_by(EscalationPolicy.name))])
+    form.team_id.choices = choice_list([("", "— no team —")] + [
+        (t.id, t.name) for t in db.session.scalars(select(Team).order_by(Team.name))])
     return form
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import current_app, flash, redirect, request, url_for
+from flask import current_app, flash, request
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -14,6 +14,7 @@ from pagerpal_core.timeutil import as_utc, utcnow
 from pagerpal_web.auth import has_role
 from pagerpal_web.extensions import db
 from pagerpal_web.ui import bp
+from pagerpal_web.ui.forms import choice_list
 
 # Roles that may be recorded as the actor of an incident action ("Acting as").
 ACTOR_ROLES = ("admin", "responder")
@@ -71,18 +72,18 @@ def mask_destination(destination: str | None) -> str:
     return destination[:3] + "•" * (len(destination) - 7) + destination[-4:]
 
 
-def actor_choices() -> list[tuple[int, str]]:
+def actor_choices() -> list:
     """(id, label) of everyone who may be recorded as acting on an incident."""
     users = db.session.scalars(select(User).where(User.active.is_(True), User.role.in_(ACTOR_ROLES))
                                .order_by(User.name, User.id))
-    return [(u.id, f"{u.name}" + ("" if u.can_log_in else " (no login)")) for u in users]
+    return choice_list((u.id, f"{u.name}" + ("" if u.can_log_in else " (no login)")) for u in users)
 
 
-def active_user_choices(blank: str | None = None) -> list[tuple]:
+def active_user_choices(blank: str | None = None) -> list:
     """(id, label) of every active user, optionally led by a blank choice."""
     users = db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.name, User.id))
     choices = [(u.id, f"{u.name} <{u.email}>") for u in users]
-    return ([("", blank)] if blank is not None else []) + choices
+    return choice_list(([("", blank)] if blank is not None else []) + choices)
 
 
 def apply_errors(form, exc: DomainError, aliases: dict | None = None) -> None:
@@ -99,14 +100,6 @@ def apply_errors(form, exc: DomainError, aliases: dict | None = None) -> None:
             flash(f"{exc.message}: {name} {problem}", "error")
     if not exc.fields:
         flash(exc.message, "error")
-
-
-def back(default_endpoint: str, **values):
-    """Redirect (303) to a local `next` form value, else to `default_endpoint`."""
-    target = request.form.get("next") or ""
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return redirect(target, code=303)
-    return redirect(url_for(default_endpoint, **values), code=303)
 
 
 def form_status(form) -> int:

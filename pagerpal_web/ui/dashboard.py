@@ -28,8 +28,9 @@ def system_warnings(now) -> list[dict]:
                          "until pagerpal-worker runs.", "link": "ui.settings_page"})
     for health in jobs:
         if health.stale:
-            warnings.append({"level": "bad", "text": f"Worker job {health.job.name} is stale (last run "
-                             f"{health.job.last_started_at.strftime('%H:%M:%S UTC') if health.job.last_started_at else 'never'}).",
+            beat = health.job.last_started_at
+            last = beat.strftime("%H:%M:%S UTC") if beat else "never"
+            warnings.append({"level": "bad", "text": f"Worker job {health.job.name} is stale (last run {last}).",
                              "link": "ui.settings_page"})
     if sending_mode(config) == "safe":
         warnings.append({"level": "warn", "text": "Sending is disabled (safe mode): pages are recorded as "

@@ -23,6 +23,19 @@ class BootstrapForm(FlaskForm):
 
 # --- shared pieces ---------------------------------------------------------------------
 
+try:  # WTForms 3.3 deprecates (value, label) tuples in favour of SelectChoice.
+    from wtforms.fields.choices import SelectChoice
+except ImportError:  # pragma: no cover - older WTForms
+    SelectChoice = None
+
+
+def choice_list(pairs) -> list:
+    """(value, label) pairs as select choices in the form this WTForms version prefers."""
+    if SelectChoice is None:
+        return list(pairs)
+    return [SelectChoice(value=value, label=label) for value, label in pairs]
+
+
 def optional_int(value):
     """Coerce a select's value to int, with "" (the blank choice) as None."""
     if value in ("", None, "None"):
@@ -64,20 +77,21 @@ CHANNEL_CHOICES = [("sms", "SMS"), ("whatsapp", "WhatsApp"), ("email", "Email")]
 class UserForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=200)])
     email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
-    role = SelectField("Role", choices=ROLE_CHOICES, default="responder")
+    role = SelectField("Role", choices=choice_list(ROLE_CHOICES), default="responder")
     password = PasswordField("Password (leave empty for a responder who only gets paged)",
                              validators=[Optional(), Length(min=MIN_PASSWORD_LENGTH, max=256)])
     timezone = StringField("Time zone", default="UTC", validators=[DataRequired(), Length(max=64)])
-    channel = SelectField("First contact method", choices=[("", "— none —")] + CHANNEL_CHOICES, default="")
+    channel = SelectField("First contact method", choices=choice_list([("", "— none —")] + CHANNEL_CHOICES),
+                          default="")
     destination = StringField("Phone (E.164) or email", validators=[Optional(), Length(max=254)])
 
 
 class RoleForm(FlaskForm):
-    role = SelectField("Role", choices=ROLE_CHOICES)
+    role = SelectField("Role", choices=choice_list(ROLE_CHOICES))
 
 
 class ContactForm(FlaskForm):
-    channel = SelectField("Channel", choices=CHANNEL_CHOICES)
+    channel = SelectField("Channel", choices=choice_list(CHANNEL_CHOICES))
     destination = StringField("Phone (E.164) or email", validators=[DataRequired(), Length(max=254)])
 
 
@@ -114,7 +128,7 @@ class OverrideForm(ShiftForm):
 class RotationForm(FlaskForm):
     name = StringField("Name", validators=[Optional(), Length(max=120)])
     shift_length = IntegerField("Shift length", default=1, validators=[InputRequired(), NumberRange(min=1)])
-    shift_unit = SelectField("Unit", choices=[("weeks", "weeks"), ("days", "days"), ("hours", "hours")],
+    shift_unit = SelectField("Unit", choices=choice_list([("weeks", "weeks"), ("days", "days"), ("hours", "hours")]),
                              default="weeks")
     handoff_time = StringField("Handoff time (HH:MM)", default="09:00", validators=[DataRequired()])
     start_date = DateField("First handoff on", validators=[InputRequired()])
@@ -151,6 +165,6 @@ KIND_CHOICES = [("generic", "Generic JSON"), ("grafana", "Grafana"), ("cloudwatc
 
 class AlertSourceForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=120)])
-    kind = SelectField("Kind", choices=KIND_CHOICES, default="generic")
+    kind = SelectField("Kind", choices=choice_list(KIND_CHOICES), default="generic")
     policy_id = SelectField("Escalation policy", coerce=optional_int, validators=[Optional()])
     team_id = SelectField("Team", coerce=optional_int, validators=[Optional()])

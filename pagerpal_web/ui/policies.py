@@ -13,14 +13,15 @@ from pagerpal_web.auth import login_required_role
 from pagerpal_web.extensions import db
 from pagerpal_web.ui import bp
 from pagerpal_web.ui.common import apply_errors, form_status
-from pagerpal_web.ui.forms import LevelForm, PolicyForm, TargetForm
+from pagerpal_web.ui.forms import LevelForm, PolicyForm, TargetForm, choice_list
 
 
 def _team_choices():
-    return [("", "— no team —")] + [(t.id, t.name) for t in db.session.scalars(select(Team).order_by(Team.name))]
+    return choice_list([("", "— no team —")] + [(t.id, t.name) for t in
+                                                 db.session.scalars(select(Team).order_by(Team.name))])
 
 
-def target_choices() -> list[tuple[str, str]]:
+def target_choices() -> list:
     """Every possible target as ("kind:id", label): active users, schedules, teams."""
     choices = [("", "— choose —")]
     choices += [(f"schedule:{s.id}", f"Schedule: {s.name} (whoever is on call)")
@@ -29,7 +30,7 @@ def target_choices() -> list[tuple[str, str]]:
                 for t in db.session.scalars(select(Team).order_by(Team.name))]
     choices += [(f"user:{u.id}", f"Person: {u.name}")
                 for u in db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.name))]
-    return choices
+    return choice_list(choices)
 
 
 def parse_target(value: str) -> dict:

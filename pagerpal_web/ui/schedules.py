@@ -18,7 +18,7 @@ from pagerpal_web.auth import login_required_role
 from pagerpal_web.extensions import db
 from pagerpal_web.ui import bp
 from pagerpal_web.ui.common import active_user_choices, apply_errors, form_status
-from pagerpal_web.ui.forms import OverrideForm, RotationForm, ScheduleForm, ShiftForm
+from pagerpal_web.ui.forms import OverrideForm, RotationForm, ScheduleForm, ShiftForm, choice_list
 
 TIMELINE_DAYS = 14
 # SVG geometry of the timeline, in viewBox units (it scales with the page).
@@ -68,7 +68,8 @@ def timeline_start(now: datetime) -> datetime:
 
 
 def _team_choices():
-    return [("", "— no team —")] + [(t.id, t.name) for t in db.session.scalars(select(Team).order_by(Team.name))]
+    return choice_list([("", "— no team —")] + [(t.id, t.name) for t in
+                                                 db.session.scalars(select(Team).order_by(Team.name))])
 
 
 def _list_page(form: ScheduleForm):
@@ -122,7 +123,7 @@ def _detail_page(schedule, **given):
             # Typed times are read in the schedule's zone; say which.
             form.starts_at.label.text = f"Starts ({schedule.timezone})"
             form.ends_at.label.text = f"Ends ({schedule.timezone})"
-    forms["rotation"].participants.choices = [c for c in choices if c[0] != ""]
+    forms["rotation"].participants.choices = choices
     now = utcnow()
     used_by = db.session.scalar(select(EscalationTarget.id).where(EscalationTarget.schedule_id == schedule.id)
                                 .limit(1))
@@ -153,7 +154,7 @@ def _schedule_write(schedule_id: int, name: str, form, action, done: str):
     if "user_id" in form:
         form.user_id.choices = active_user_choices()
     if "participants" in form:
-        form.participants.choices = [c for c in active_user_choices()]
+        form.participants.choices = active_user_choices()
     if not form.validate_on_submit():
         return _detail_page(schedule, **{name: form})
     try:
