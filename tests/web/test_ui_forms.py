@@ -255,3 +255,42 @@ def test_rotation_form_creates_a_rotation(app, world):
         "rotation-shift_length": "1", "rotation-shift_unit": "weeks", "rotation-handoff_time": "25:00",
         "rotation-start_date": "2026-01-05", "rotation-participants": [str(world.responder_id)]})
     assert bad.status_code == 422 and field_errors(bad.get_data(as_text=True), "rotation-handoff_time")
+
+
+def test_contact_methods_and_role_changes(app, world):
+    client = signed_in(app, world.admin_email)
+    page = f"/users/{world.responder_id}"
+    bad = post_form(client, page, f"{page}/contacts", {"contact-channel": "email", "contact-destination": "nope"})
+    assert bad.status_code == 422
+    assert field_errors(bad.get_data(as_text=True), "contact-destination") == ["must be an email address"]
+    assert 'value="nope"' in bad.get_data(as_text=True)
+    ok = post_form(client, page, f"{page}/contacts", {"contact-channel": "email",
+                                                      "contact-destination": "rita@example.test"})
+    assert ok.status_code == 303
+    again = post_form(client, page, f"{page}/contacts", {"contact-channel": "email",
+                                                         "contact-destination": "rita@example.test"})
+    assert again.status_code == 422 and "already has that contact method" in again.get_data(as_text=True)
+    with app.app_context():
+        method_id = db.session.get(User, world.responder_id).contact_methods[0].id
+    removed = post_form(client, page, f"{page}/contacts/{method_id}/delete", {})
+    assert removed.status_code == 303
+    with app.app_context():
+        assert db.session.get(User, world.responder_id).contact_methods == []
+
+    assert post_form(client, page, f"{page}/role", {"role": "viewer"}).status_code == 303
+    with app.app_context():
+        assert db.session.get(User, world.responder_id).role == "viewer"
+
+
+def test_admins_cannot_lock_themselves_out(app, world):
+    client = signed_in(app, world.admin_email)
+    with app.app_context():
+        admin_id = db.session.query(User.id).filter(User.email == world.admin_email).scalar()
+    page = f"/users/{admin_id}"
+    demote = post_form(client, page, f"{page}/role", {"role": "viewer"})
+    assert demote.status_code == 422 and field_errors(demote.get_data(as_text=True), "role")
+    deactivate = post_form(client, page, f"{page}/deactivate", {})
+    assert deactivate.status_code == 409
+    with app.app_context():
+        admin = db.session.get(User, admin_id)
+        assert admin.role == "admin" and admin.active

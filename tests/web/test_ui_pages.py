@@ -307,3 +307,18 @@ def test_deactivation_confirmation_explains_the_effect(app, world):
     assert "removes them from on-call resolution" in html
     assert "keeps history intact" in html
     assert "timeline of every open incident assigned to them" in html
+
+
+def test_incident_list_pages_through_many_incidents(app, world):
+    with app.app_context():
+        for n in range(60):
+            db.session.add(Incident(title=f"Bulk incident {n:02d}", severity="info", status="resolved",
+                                    created_at=utcnow() - timedelta(minutes=n)))
+        db.session.commit()
+    client = signed_in(app, world.viewer_email)
+    first = client.get("/incidents?status=resolved").get_data(as_text=True)
+    assert "60 incidents" in first and "page 1 of 2" in first
+    assert "Bulk incident 00" in first and "Bulk incident 55" not in first
+    second = client.get("/incidents?status=resolved&page=2").get_data(as_text=True)
+    assert "Bulk incident 55" in second and "Bulk incident 00" not in second
+    assert 'rel="prev"' in second and "status=resolved" in re.search(r'href="([^"]+)" rel="prev"', second).group(1)
