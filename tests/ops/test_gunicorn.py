@@ -28,7 +28,7 @@ def free_port() -> int:
 def request(url: str, *, method="GET", body: bytes | None = None, headers=None):
     req = urllib.request.Request(url, data=body, method=method, headers={"Connection": "close", **(headers or {})})
     try:
-        with urllib.request.urlopen(req, timeout=10) as response:
+        with urllib.request.urlopen(req, timeout=60) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
@@ -50,8 +50,8 @@ def test_gunicorn_workers_share_counters_and_log_json(database_url, tmp_path):
     env = {**clean_environ(), "DATABASE_URL": database_url, "PAGERPAL_INSTANCE_PATH": str(tmp_path / "instance"),
            "SECRET_KEY": "gunicorn-test-placeholder-secret-0123456789", "METRICS": "open",
            "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "2",
-           # Every worker is replaced after 3 requests: counts of exited workers must still add up.
-           "GUNICORN_MAX_REQUESTS": "3", "GUNICORN_MAX_REQUESTS_JITTER": "0", "LOG_LEVEL": "INFO"}
+           # Every worker is replaced after 4 requests: counts of exited workers must still add up.
+           "GUNICORN_MAX_REQUESTS": "4", "GUNICORN_MAX_REQUESTS_JITTER": "0", "LOG_LEVEL": "INFO"}
     log_path = tmp_path / "gunicorn.log"
     base = f"http://127.0.0.1:{port}"
     with open(log_path, "w") as log:
@@ -87,6 +87,7 @@ def test_gunicorn_workers_share_counters_and_log_json(database_url, tmp_path):
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(timeout=10)
+        print(log_path.read_text()[-6000:])  # shown by pytest when the test fails
 
     output = log_path.read_text()
     assert "secret-in-query-string" not in output
@@ -95,6 +96,6 @@ def test_gunicorn_workers_share_counters_and_log_json(database_url, tmp_path):
     alerts = {entry["request_id"]: entry for entry in access if entry["path"] == "/api/v1/alerts"}
     assert set(alerts) == {f"ops-test-{i}" for i in range(sent)}
     assert all(entry["status"] == 401 and entry["method"] == "POST" for entry in alerts.values())
-    # At most 3 requests per process: the alerts alone were served by at least 4 processes.
-    assert len({entry["pid"] for entry in alerts.values()}) >= 4
+    # At most 4 requests per process: the alerts alone were served by at least 3 processes.
+    assert len({entry["pid"] for entry in alerts.values()}) >= 3
     assert server.returncode == 0
