@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from flask import Response, flash, redirect, render_template, url_for
+from flask import Response, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from pagerpal_core.errors import DomainError
@@ -133,7 +133,7 @@ def _detail_page(schedule, **given):
         on_call=oncall.who_is_on_call(db.session, schedule, now),
         entries=schedule_service.list_entries(db.session, schedule, start=now - timedelta(days=1)),
         overrides=schedule_service.list_overrides(db.session, schedule, start=now - timedelta(days=1)),
-        users={u.id: u for u in db.session.scalars(select(User))},
+        users={u.id: u for u in db.session.scalars(select(User))}, user_choices=choices,
         timeline=timeline([schedule], start=timeline_start(now)), used_by_policy=used_by is not None), status
 
 
@@ -236,6 +236,35 @@ def delete_rotation_view(schedule_id: int, rotation_id: int):
     schedule_service.delete_rotation(db.session, schedule_service.get_rotation(db.session, schedule, rotation_id))
     db.session.commit()
     flash("Rotation deleted.", "success")
+    return redirect(url_for("ui.schedule_detail", schedule_id=schedule_id), code=303)
+
+
+@bp.post("/schedules/<int:schedule_id>/rotations/<int:rotation_id>/participants")
+@login_required_role("admin")
+def add_participant_view(schedule_id: int, rotation_id: int):
+    """Append an active user to a rotation's turn order."""
+    schedule = schedule_service.get_schedule(db.session, schedule_id)
+    rotation = schedule_service.get_rotation(db.session, schedule, rotation_id)
+    try:
+        schedule_service.add_rotation_participant(db.session, rotation, request.form.get("user_id", type=int))
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message + "".join(f" ({problem})" for problem in exc.fields.values()), "error")
+    else:
+        flash("Participant added at the end of the turn order.", "success")
+    return redirect(url_for("ui.schedule_detail", schedule_id=schedule_id), code=303)
+
+
+@bp.post("/schedules/<int:schedule_id>/rotations/<int:rotation_id>/participants/<int:participant_id>/remove")
+@login_required_role("admin")
+def remove_participant_view(schedule_id: int, rotation_id: int, participant_id: int):
+    """Remove one participant; the turn order closes up."""
+    schedule = schedule_service.get_schedule(db.session, schedule_id)
+    rotation = schedule_service.get_rotation(db.session, schedule, rotation_id)
+    schedule_service.remove_rotation_participant(db.session, rotation, participant_id)
+    db.session.commit()
+    flash("Participant removed.", "success")
     return redirect(url_for("ui.schedule_detail", schedule_id=schedule_id), code=303)
 
 

@@ -294,3 +294,25 @@ def test_admins_cannot_lock_themselves_out(app, world):
     with app.app_context():
         admin = db.session.get(User, admin_id)
         assert admin.role == "admin" and admin.active
+
+
+def test_rotation_participants_can_be_added_and_removed(app, world):
+    client = signed_in(app, world.admin_email)
+    page = f"/schedules/{world.schedule_id}"
+    post_form(client, page, f"{page}/rotations", {
+        "rotation-name": "Follow the sun", "rotation-shift_length": "12", "rotation-shift_unit": "hours",
+        "rotation-handoff_time": "08:00", "rotation-start_date": "2026-01-05",
+        "rotation-participants": [str(world.responder_id)]})
+    from pagerpal_core.models import Rotation
+    with app.app_context():
+        rotation_id = db.session.query(Rotation.id).scalar()
+    added = post_form(client, page, f"{page}/rotations/{rotation_id}/participants", {"user_id": world.paged_id})
+    assert added.status_code == 303
+    with app.app_context():
+        participants = db.session.get(Rotation, rotation_id).participants
+        assert [p.user_id for p in participants] == [world.responder_id, world.paged_id]
+        first = participants[0].id
+    removed = post_form(client, page, f"{page}/rotations/{rotation_id}/participants/{first}/remove", {})
+    assert removed.status_code == 303
+    with app.app_context():
+        assert [p.user_id for p in db.session.get(Rotation, rotation_id).participants] == [world.paged_id]
