@@ -122,6 +122,8 @@ def test_responder_without_login_acknowledges_from_a_phone(phone_page, live_serv
     page = phone_page
     dialogs = no_dialogs(page)
     sign_in(page, live_server.url, world.responder_email)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    screenshot(page, "dashboard-phone")
     page.goto(f"{live_server.url}/incidents/{world.incident_id}")
     # Nothing is wider than the phone: no horizontal scrolling of the page itself.
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
