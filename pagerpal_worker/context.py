@@ -50,6 +50,7 @@ class WorkerContext:
     # Provider outcomes that could not be written (database down); retried first next time.
     unrecorded: list = field(default_factory=list)
     last_heartbeat_at: datetime | None = None
+    last_sweep_at: datetime | None = None
     # Set by a step that stopped at its batch limit with work left: the loop skips its wait.
     more_work: bool = False
     notes: set = field(default_factory=set)  # one-time log lines already written

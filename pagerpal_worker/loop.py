@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable
 
 from sqlalchemy.exc import DBAPIError
@@ -43,6 +43,8 @@ class Step:
     batch_limit: int
     enabled: Callable = _always   # settings → bool
     description: str = ""
+    # Run at most this often (seconds); None = every cycle, including every NOTIFY wake-up.
+    every_seconds: float | None = None
 
     def is_enabled(self, settings) -> bool:
         return bool(self.enabled(settings))
@@ -60,7 +62,7 @@ STEPS: tuple[Step, ...] = (
          description="send due notifications, retry failed ones, recover expired leases"),
     Step("escalation", escalate.run, batch_limit=50, enabled=lambda s: s.escalation_worker_enabled,
          description="page the next level of triggered incidents whose delay has passed"),
-    Step("chores", chores.run, batch_limit=10,
+    Step("chores", chores.run, batch_limit=10, every_seconds=5.0,
          description="outbound work the web never does itself: confirm SNS subscriptions"),
     Step("heartbeat", _run_heartbeat, batch_limit=0,
          description="write each step's job_status row (at most once per poll interval)"),
@@ -86,6 +88,9 @@ def run_cycle(ctx: WorkerContext, now: datetime | None = None, steps: tuple[Step
         if not step.is_enabled(ctx.settings):
             continue
         stats = ctx.stats.setdefault(step.name, StepStats())
+        if step.every_seconds and stats.last_started_at is not None and \
+                timedelta(0) <= now - stats.last_started_at < timedelta(seconds=step.every_seconds):
+            continue
         stats.last_started_at = now
         started = time.monotonic()
         try:

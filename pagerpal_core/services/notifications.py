@@ -70,7 +70,11 @@ def clean_error(error: str | None, secrets: list[str] | tuple[str, ...] = ()) ->
 
 
 def _due(now: datetime):
-    return (Notification.status == "pending") & (Notification.next_attempt_at <= now)
+    # A page of an incident resolved meanwhile is never due, even before the cancel sweep
+    # marks it: resolving must stop paging at once.
+    resolved = select(Incident.id).where(Incident.id == Notification.incident_id,
+                                         Incident.status == "resolved").exists()
+    return (Notification.status == "pending") & (Notification.next_attempt_at <= now) & ~resolved
 
 
 def _due_ids(now: datetime, limit: int):

@@ -37,13 +37,25 @@ def claim_limit(ctx: WorkerContext, batch_limit: int) -> int:
     return max(1, min(batch_limit, DISPATCH_CONCURRENCY * per_thread))
 
 
+def sweep_due(ctx: WorkerContext, now: datetime) -> bool:
+    """Whether lease recovery and the cancel sweep run in this pass."""
+    last = ctx.last_sweep_at
+    return last is None or not timedelta(0) <= now - last < timedelta(seconds=ctx.settings.worker_poll_interval)
+
+
 def run(ctx: WorkerContext, now: datetime, limit: int) -> int:
     """One dispatch pass; returns how many rows it settled (sent, retried, failed, suppressed)."""
     flush_unrecorded(ctx)
     settings = ctx.settings
+    cancelled = recovered = 0
     with ctx.session_factory() as session:
-        cancelled = cancel_notifications_of_resolved(session, now=now)
-        recovered = recover_expired_leases(session, now=now, max_attempts=settings.notification_max_attempts)
+        if sweep_due(ctx, now):
+            # Housekeeping once per poll interval, not on every wake-up: it is not on the
+            # path of a new page, and wake-ups come as often as pages do.
+            cancelled = cancel_notifications_of_resolved(session, now=now)
+            recovered = recover_expired_leases(session, now=now,
+                                               max_attempts=settings.notification_max_attempts)
+            ctx.last_sweep_at = now
         if not settings.notification_sending_enabled:
             suppressed = suppress_due_notifications(session, now=now, limit=limit)
             session.commit()
