@@ -60,7 +60,10 @@ def test_admin_sets_up_a_source_gets_paged_and_sees_it_live(page, live_server):
     page.click("#create-source button[type=submit]")
     key = page.locator("#full-key").inner_text().strip()
     assert re.fullmatch(r"ppk_[A-Za-z0-9_-]{40,}", key)
-    assert page.get_by_role("button", name="Copy key").is_visible()
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=url)
+    page.get_by_role("button", name="Copy key").click()
+    page.wait_for_selector("button[data-copy='#full-key']:has-text('Copied')")
+    assert page.evaluate("navigator.clipboard.readText()") == key
     assert key in page.locator("#example-curl").inner_text()
     screenshot(page, "alert-source-key-once")
     page.get_by_role("link", name="Done — I saved the key").click()
@@ -196,4 +199,16 @@ def test_screenshots_of_the_configuration_pages(page, live_server, app):
         screenshot(page, name)
     page.goto(f"{url}/schedules/{world.schedule_id}")
     assert page.locator("#timeline-svg g[data-layer=override]").count() >= 1
+
+    # Destructive buttons ask first: dismissing keeps the member, accepting removes them.
+    page.goto(f"{url}/teams/{world.team_id}")
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.click("#members button:has-text('Remove')")
+    assert asked == ["Remove Pat Paged from Platform?"]
+    assert "Pat Paged" in page.locator("#members").inner_text()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#members button:has-text('Remove')")
+    page.wait_for_selector(".flash-success")
+    assert "No members." in page.locator("#members").inner_text()
     assert errors == [], errors  # no CSP violations or script errors
