@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, url_for
+from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from pagerpal_core.errors import DomainError
@@ -189,6 +189,27 @@ def remove_target_view(policy_id: int, level_id: int, target_id: int):
     escalation.remove_target(db.session, escalation.get_level(db.session, policy, level_id), target_id)
     db.session.commit()
     flash("Target removed.", "success")
+    return redirect(url_for("ui.policy_detail", policy_id=policy_id), code=303)
+
+
+@bp.post("/escalation-policies/<int:policy_id>/levels/<int:level_id>")
+@login_required_role("admin")
+def update_level_view(policy_id: int, level_id: int):
+    """Change a level's delay (and number); a number already in use is refused."""
+    policy = escalation.get_policy(db.session, policy_id)
+    level = escalation.get_level(db.session, policy, level_id)
+    number = request.form.get("level_number", type=int)
+    delay = request.form.get("delay_minutes", type=int)
+    try:
+        escalation.update_level(db.session, level, level_number=number if number is not None else level.level_number,
+                                delay_minutes=delay if delay is not None else "")
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        flash(f"Level not saved: {exc.message}"
+              + "".join(f"; {name.replace('_', ' ')} {problem}" for name, problem in exc.fields.items()), "error")
+    else:
+        flash(f"Level {level.level_number} saved.", "success")
     return redirect(url_for("ui.policy_detail", policy_id=policy_id), code=303)
 
 

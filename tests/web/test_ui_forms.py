@@ -316,3 +316,20 @@ def test_rotation_participants_can_be_added_and_removed(app, world):
     assert removed.status_code == 303
     with app.app_context():
         assert [p.user_id for p in db.session.get(Rotation, rotation_id).participants] == [world.paged_id]
+
+
+def test_level_delay_and_number_changes(app, world):
+    client = signed_in(app, world.admin_email)
+    page = f"/escalation-policies/{world.policy_id}"
+    post_form(client, page, f"{page}/levels", {
+        "level-level_number": "2", "level-delay_minutes": "5", "level-target": f"user:{world.responder_id}"})
+    with app.app_context():
+        first, second = (lvl.id for lvl in db.session.get(EscalationPolicy, world.policy_id).levels)
+    assert post_form(client, page, f"{page}/levels/{first}", {"level_number": "1", "delay_minutes": "3"}) \
+        .status_code == 303
+    clash = post_form(client, page, f"{page}/levels/{second}", {"level_number": "1", "delay_minutes": "5"})
+    assert clash.status_code == 303
+    assert "already used in this policy" in client.get(page).get_data(as_text=True)
+    with app.app_context():
+        levels = db.session.get(EscalationPolicy, world.policy_id).levels
+        assert [(lvl.level_number, lvl.delay_minutes) for lvl in levels] == [(1, 3), (2, 5)]
