@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from pagerpal_core.models import User
 from pagerpal_core.schema import head_revisions
+from pagerpal_core.services.provider_health import provider_health
 from pagerpal_core.services.system import list_job_health
 from pagerpal_core.settings import DEFAULT_SECRET_KEY, MIN_SECRET_KEY_LENGTH, Settings
 
@@ -94,28 +95,19 @@ def check_allowed_origins(settings: Settings) -> Check:
     return Check("allowed_origins", OK, f"ALLOWED_ORIGINS: {', '.join(origins)}")
 
 
-def configured_providers(settings: Settings) -> list[str]:
-    """Channels whose provider settings are complete enough to send."""
-    out = []
-    infobip = bool(settings.infobip_base_url and settings.infobip_api_key)
-    if infobip and settings.infobip_sms_sender:
-        out.append("sms")
-    if infobip and settings.infobip_whatsapp_sender:
-        out.append("whatsapp")
-    if settings.smtp_host and settings.smtp_from:
-        out.append("email")
-    return out
-
-
 def check_providers(settings: Settings) -> Check:
-    channels = configured_providers(settings)
+    # provider_health is what the worker's senders and /settings use: "configured" agrees.
+    channels = provider_health(settings)
+    ready = [health.channel for health in channels if health.configured]
     if not settings.notification_sending_enabled:
         return Check("providers", WARN, "NOTIFICATION_SENDING_ENABLED is false: pages are recorded "
                      "as suppressed and nobody is called")
-    if not channels:
-        return Check("providers", FAIL, "sending is enabled but no provider is configured (Infobip "
-                     "base URL + API key + sender, or SMTP host + from address)")
-    return Check("providers", OK, f"sending enabled; configured channels: {', '.join(channels)}")
+    if not ready:
+        missing = "; ".join(f"{h.channel}: missing {', '.join(h.missing)}" for h in channels)
+        return Check("providers", FAIL, f"sending is enabled but no channel is configured ({missing})")
+    unready = [health.channel for health in channels if not health.configured]
+    note = f"; not configured (pages on them fail): {', '.join(unready)}" if unready else ""
+    return Check("providers", OK, f"sending enabled via {', '.join(ready)}{note}")
 
 
 def check_metrics(settings: Settings) -> Check:
