@@ -1,4 +1,7 @@
-"""Gunicorn settings for PagerPal's web process: `gunicorn -c deploy/gunicorn.conf.py "pagerpal_web:create_app()"`.
+"""Gunicorn settings for PagerPal's web process.
+
+    gunicorn --config deploy/gunicorn.conf.py "pagerpal_web:create_app()"
+
 
 Everything comes from the environment so the same file serves systemd, Docker and a Procfile:
 
@@ -41,7 +44,8 @@ def _env_int(name: str, default: int, minimum: int = 1) -> int:
     return value
 
 
-bind = os.environ.get("GUNICORN_BIND") or f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+bind = (os.environ.get("GUNICORN_BIND")
+        or f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}")
 workers = _env_int("GUNICORN_WORKERS", _env_int("WEB_CONCURRENCY", 2))
 threads = _env_int("GUNICORN_THREADS", 1)
 # Requests only read and write rows (providers are the worker's job), so 30 s is generous.

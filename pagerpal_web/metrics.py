@@ -79,8 +79,8 @@ class DatabaseCollector:
                                 "Seconds since the worker last started this step.", labels=["step"])
         duration = GaugeMetricFamily("pagerpal_worker_step_duration_seconds",
                                      "Duration of the step's last run.", labels=["step"])
-        runs = CounterMetricFamily("pagerpal_worker_step_runs", "Runs of the step, as the worker reports them.",
-                                   labels=["step"])
+        runs = CounterMetricFamily("pagerpal_worker_step_runs",
+                                   "Runs of the step, as the worker reports them.", labels=["step"])
         success = GaugeMetricFamily("pagerpal_worker_step_last_success_timestamp_seconds",
                                     "Unix time of the step's last successful run.", labels=["step"])
         enabled = GaugeMetricFamily("pagerpal_worker_step_enabled", "1 when the step is enabled.",
@@ -96,7 +96,8 @@ class DatabaseCollector:
             enabled.add_metric([step.name], 1 if step.enabled else 0)
         yield from (lag, duration, runs, success, enabled)
         yield GaugeMetricFamily("pagerpal_worker_standby_instances",
-                                "Standby workers seen recently, waiting to take over.", value=f.standby_workers)
+                                "Standby workers seen recently, waiting to take over.",
+                                value=f.standby_workers)
 
 
 def _refusal():

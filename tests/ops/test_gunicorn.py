@@ -26,7 +26,8 @@ def free_port() -> int:
 
 
 def request(url: str, *, method="GET", body: bytes | None = None, headers=None):
-    req = urllib.request.Request(url, data=body, method=method, headers={"Connection": "close", **(headers or {})})
+    req = urllib.request.Request(url, data=body, method=method,
+                                 headers={"Connection": "close", **(headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=60) as response:
             return response.status, response.read().decode()
@@ -47,7 +48,8 @@ def counter(text: str, name: str, **labels) -> float:
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_gunicorn_workers_share_counters_and_log_json(database_url, tmp_path):
     port = free_port()
-    env = {**clean_environ(), "DATABASE_URL": database_url, "PAGERPAL_INSTANCE_PATH": str(tmp_path / "instance"),
+    env = {**clean_environ(), "DATABASE_URL": database_url,
+           "PAGERPAL_INSTANCE_PATH": str(tmp_path / "instance"),
            "SECRET_KEY": "gunicorn-test-placeholder-secret-0123456789", "METRICS": "open",
            "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "2",
            # Every worker is replaced after 4 requests: counts of exited workers must still add up.
@@ -55,9 +57,9 @@ def test_gunicorn_workers_share_counters_and_log_json(database_url, tmp_path):
     log_path = tmp_path / "gunicorn.log"
     base = f"http://127.0.0.1:{port}"
     with open(log_path, "w") as log:
-        server = subprocess.Popen([str(BIN / "gunicorn"), "--config", str(PROJECT_ROOT / "deploy/gunicorn.conf.py"),
-                                   "pagerpal_web:create_app()"], cwd=tmp_path, env=env, stdout=log,
-                                  stderr=subprocess.STDOUT)
+        config = str(PROJECT_ROOT / "deploy" / "gunicorn.conf.py")
+        server = subprocess.Popen([str(BIN / "gunicorn"), "--config", config, "pagerpal_web:create_app()"],
+                                  cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -79,7 +81,8 @@ def test_gunicorn_workers_share_counters_and_log_json(database_url, tmp_path):
         for _ in range(3):
             status, text = request(f"{base}/metrics")
             assert status == 200
-            assert counter(text, "pagerpal_alerts_received_total", source="unknown", result="unauthorized") == sent
+            counted = counter(text, "pagerpal_alerts_received_total", source="unknown", result="unauthorized")
+            assert counted == sent
     finally:
         server.send_signal(signal.SIGTERM)
         try:

@@ -99,7 +99,8 @@ def test_dispatch_latency_and_worker_figures_come_from_the_database(make_app, se
         session.add(Notification(channel="sms", destination="+14155550100", status="sent",
                                  created_at=queued, sent_at=sent, next_attempt_at=None))
     session.add(Notification(channel="email", destination="a@example.test", status="pending",
-                             created_at=now - timedelta(seconds=30), next_attempt_at=now - timedelta(seconds=20)))
+                             created_at=now - timedelta(seconds=30),
+                             next_attempt_at=now - timedelta(seconds=20)))
     session.add(JobStatus(name="dispatch", enabled=True, interval_seconds=1.0, leader_host="host-a",
                           leader_pid=42, last_started_at=now - timedelta(seconds=2),
                           last_success_at=now - timedelta(seconds=2), last_duration_ms=250.0, run_count=7,
@@ -132,7 +133,8 @@ def test_metrics_access_follows_the_setting(make_app):
     refused = client.get("/metrics")
     assert refused.status_code == 401 and refused.headers["WWW-Authenticate"].startswith("Bearer")
     assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
-    assert client.get("/metrics", headers={"Authorization": "Basic placeholder-metrics-token"}).status_code == 401
+    basic = client.get("/metrics", headers={"Authorization": "Basic placeholder-metrics-token"})
+    assert basic.status_code == 401
     scrape(client, Authorization="Bearer placeholder-metrics-token")
     # The token never appears in what is served.
     body = client.get("/metrics", headers={"Authorization": "Bearer placeholder-metrics-token"})
