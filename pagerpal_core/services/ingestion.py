@@ -13,11 +13,11 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, text, update
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from pagerpal_core.db import is_postgres
+from pagerpal_core.db import UTCDateTime, is_postgres
 from pagerpal_core.errors import Conflict
 from pagerpal_core.logs import log_fields
 from pagerpal_core.models import AlertSource, Incident
@@ -102,27 +102,43 @@ def ingest_event(session: Session, source: AlertSource, event: AlertEvent, *, no
 
 # --- trigger: insert or count ------------------------------------------------------------
 
-def _insert_statement(session: Session, values: dict):
+_incidents = Incident.__table__
+
+
+def _insert_if_no_open(dialect_insert):
+    # Named SQL: open an incident unless (source, external id) already has an open one.
     # The conflict target names the partial unique index by its columns and its exact
-    # predicate; PostgreSQL and SQLite both match an arbiter index only on an identical
-    # WHERE clause, which is why the predicate is one shared constant.
-    dialect_insert = postgresql.insert if is_postgres(session) else sqlite.insert
-    return (dialect_insert(Incident).values(**values)
+    # predicate; PostgreSQL and SQLite both pick an arbiter index only on an identical
+    # WHERE clause, which is why the predicate is one shared constant. Built once per
+    # dialect and executed with a parameter dict, so its compiled form is cached.
+    return (dialect_insert(_incidents)
             .on_conflict_do_nothing(index_elements=["alert_source_id", "external_id"],
                                     index_where=text(OPEN_INCIDENT_PREDICATE))
-            .returning(Incident.id))
+            .returning(_incidents.c.id))
 
 
-def _count_repeat_statement(source_id: int, external_id: str, now: datetime):
-    # Named SQL: count one more occurrence on the open incident of (source, external id).
-    # One UPDATE under the row lock, so 50 concurrent repeats add exactly 50.
-    return (update(Incident)
-            .where(Incident.alert_source_id == source_id, Incident.external_id == external_id,
-                   Incident.status.in_(OPEN_STATUSES))
-            .values(occurrence_count=Incident.occurrence_count + 1, last_seen_at=now,
-                    repeats_unlogged=Incident.repeats_unlogged + 1, updated_at=now)
-            .returning(Incident.id, Incident.occurrence_count, Incident.repeats_unlogged)
-            .execution_options(synchronize_session=False))
+INSERT_IF_NO_OPEN = {"postgresql": _insert_if_no_open(postgresql.insert),
+                     "sqlite": _insert_if_no_open(sqlite.insert)}
+
+# Named SQL: count one more occurrence on the open incident of (source, external id).
+# One UPDATE under the row lock, so 50 concurrent repeats add exactly 50.
+COUNT_REPEAT = (
+    update(_incidents)
+    .where(_incidents.c.alert_source_id == bindparam("match_source_id"),
+           _incidents.c.external_id == bindparam("match_external_id"),
+           text(OPEN_INCIDENT_PREDICATE))
+    .values(occurrence_count=_incidents.c.occurrence_count + 1,
+            repeats_unlogged=_incidents.c.repeats_unlogged + 1,
+            last_seen_at=bindparam("now", type_=UTCDateTime),
+            updated_at=bindparam("now", type_=UTCDateTime))
+    .returning(_incidents.c.id, _incidents.c.occurrence_count, _incidents.c.repeats_unlogged)
+)
+
+# Named SQL: take `logged` repeats off the unlogged count once they are on the timeline.
+MARK_REPEATS_LOGGED = (
+    update(_incidents).where(_incidents.c.id == bindparam("incident_id"))
+    .values(repeats_unlogged=_incidents.c.repeats_unlogged - bindparam("logged"))
+)
 
 
 def _trigger(session: Session, source: AlertSource, event: AlertEvent, *, now: datetime,
@@ -137,8 +153,9 @@ def _trigger(session: Session, source: AlertSource, event: AlertEvent, *, now: d
     )
     # Insert, else count. Between the two statements the open incident may be resolved by
     # someone else; then the insert is tried again and succeeds. Three rounds are plenty.
+    insert_stmt = INSERT_IF_NO_OPEN["postgresql" if is_postgres(session) else "sqlite"]
     for _ in range(3):
-        new_id = session.execute(_insert_statement(session, values)).scalar()
+        new_id = session.execute(insert_stmt, values).scalar()
         if new_id is not None:
             incident = session.get(Incident, new_id)
             incident_actions.trigger_incident(
@@ -146,7 +163,8 @@ def _trigger(session: Session, source: AlertSource, event: AlertEvent, *, now: d
                 detail={"external_id": event.external_id, "source_severity": event.severity,
                         "payload": event.raw})
             return IngestResult(CREATED, event.external_id, new_id, "incident opened", 1)
-        row = session.execute(_count_repeat_statement(source.id, event.external_id, now)).one_or_none()
+        params = {"match_source_id": source.id, "match_external_id": event.external_id, "now": now}
+        row = session.execute(COUNT_REPEAT, params).one_or_none()
         if row is not None:
             incident_id, count, unlogged = row
             if should_note_repeat(count):
@@ -170,19 +188,16 @@ def _note_repeats(session: Session, incident_id: int, count: int, unlogged: int,
                      detail={"repeats": unlogged, "occurrence_count": count, "payload": event.raw})
     # We hold the row lock from the counting UPDATE, so nothing moved in between; the
     # subtraction keeps the count right even so.
-    session.execute(update(Incident).where(Incident.id == incident_id)
-                    .values(repeats_unlogged=Incident.repeats_unlogged - unlogged)
-                    .execution_options(synchronize_session=False))
+    session.execute(MARK_REPEATS_LOGGED, {"incident_id": incident_id, "logged": unlogged})
     session.expire(incident, ["repeats_unlogged"])
 
 
 def summarise_unlogged_repeats(session: Session, incident: Incident, *, actor, now: datetime) -> None:
     """Write the repeats not yet on the timeline as one row (before a resolve or ack)."""
-    if incident.repeats_unlogged:
-        record_event(session, incident, "repeats_summarised",
-                     f"{incident.repeats_unlogged} more repeats (seen {incident.occurrence_count} times in all)",
-                     actor=actor, now=now,
-                     detail={"repeats": incident.repeats_unlogged, "occurrence_count": incident.occurrence_count})
+    unlogged, count = incident.repeats_unlogged, incident.occurrence_count
+    if unlogged:
+        record_event(session, incident, "repeats_summarised", f"{unlogged} more repeats (seen {count} times in all)",
+                     actor=actor, now=now, detail={"repeats": unlogged, "occurrence_count": count})
         incident.repeats_unlogged = 0
         session.flush()
 
@@ -244,8 +259,9 @@ def _ignore(session: Session, source: AlertSource, event: AlertEvent, *, now: da
     if incident is None:
         return IngestResult(IGNORED, event.external_id, None,
                             f"state {event.state} recorded; no action taken")
-    record_event(session, incident, "alert_state", f"Source {source.name} reports state {event.state}; "
-                 "no action taken", actor=source, now=now, detail={"state": event.state, "payload": event.raw})
+    record_event(session, incident, "alert_state",
+                 f"Source {source.name} reports state {event.state}; no action taken",
+                 actor=source, now=now, detail={"state": event.state, "payload": event.raw})
     return IngestResult(IGNORED, event.external_id, incident.id,
                         f"state {event.state} noted on the open incident; no action taken")
 

@@ -5,6 +5,11 @@ token is a single UPDATE ... RETURNING: the database computes the refill from th
 own `rate_tokens`/`rate_updated_at` and writes the result while holding the row lock, so
 two requests can never both spend the last token. The UPDATE only matches when at least
 one token is available; a denied request changes nothing.
+
+The web uses it in two steps: `peek_bucket` on the source row it already read for
+authentication turns a flood away before any work (no write at all), and `take_token`
+runs as the last statement of the ingestion transaction, so the source row stays locked
+only for the commit and concurrent alerts of one source are not serialised.
 """
 
 from __future__ import annotations
@@ -60,13 +65,40 @@ class BucketResult:
     retry_after: int  # seconds until a token is available (0 when allowed)
 
 
+def available_tokens(tokens: float | None, updated_at: datetime | None, *, now: datetime, capacity: int,
+                     refill_per_second: float) -> float:
+    """The tokens a bucket holds at `now` (the same arithmetic as the SQL)."""
+    available = float(capacity) if tokens is None else float(tokens)
+    if updated_at is not None:
+        available += max(0.0, (now - updated_at).total_seconds()) * refill_per_second
+    return min(float(capacity), available)
+
+
+def _denied(available: float, refill_per_second: float) -> BucketResult:
+    wait = max(0.0, 1.0 - available) / refill_per_second
+    return BucketResult(False, available, max(1, math.ceil(wait)))
+
+
+def peek_bucket(source: AlertSource, *, now: datetime, capacity: int,
+                refill_per_second: float) -> BucketResult:
+    """Whether `source` (as just read) has a token, without taking it or writing anything.
+
+    A cheap first gate: a source over its limit is refused before its body is parsed.
+    `take_token` still decides, atomically, at the end.
+    """
+    available = available_tokens(source.rate_tokens, source.rate_updated_at, now=now, capacity=capacity,
+                                 refill_per_second=refill_per_second)
+    if available >= 1 - TOKEN_EPSILON:
+        return BucketResult(True, available, 0)
+    return _denied(available, refill_per_second)
+
+
 def take_token(session: Session, source_id: int, *, now: datetime, capacity: int,
                refill_per_second: float) -> BucketResult:
     """Spend one token of `source_id`'s bucket, or say how long to wait for one.
 
-    Run it in its own short transaction (the caller commits right away): the UPDATE locks
-    the source's row until commit, and holding that lock while the alert is ingested would
-    serialise every request of the source.
+    The UPDATE locks the source's row until the transaction ends: run it last, right
+    before the commit, so the lock is held only that long.
     """
     params = {"source_id": source_id, "now": now, "capacity": float(capacity),
               "rate": float(refill_per_second)}
@@ -78,19 +110,5 @@ def take_token(session: Session, source_id: int, *, now: datetime, capacity: int
     tokens, updated_at = session.execute(
         select(AlertSource.rate_tokens, AlertSource.rate_updated_at).where(AlertSource.id == source_id)
     ).one_or_none() or (None, None)
-    available = float(capacity) if tokens is None else tokens
-    if updated_at is not None:
-        available = min(float(capacity), available + max(0.0, (now - updated_at).total_seconds())
-                        * refill_per_second)
-    wait = max(0.0, 1.0 - available) / refill_per_second
-    return BucketResult(False, available, max(1, math.ceil(wait)))
-
-
-def relax_durability(session: Session) -> None:
-    """Let this transaction commit without waiting for the WAL flush (PostgreSQL).
-
-    A token-bucket update lost in a crash costs nothing, and skipping the flush keeps the
-    extra per-request transaction cheap.
-    """
-    if is_postgres(session):
-        session.execute(text("SET LOCAL synchronous_commit = off"))
+    return _denied(available_tokens(tokens, updated_at, now=now, capacity=capacity,
+                                    refill_per_second=refill_per_second), refill_per_second)

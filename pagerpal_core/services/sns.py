@@ -27,7 +27,8 @@ from pagerpal_core.security import clip, redact
 log = logging.getLogger("pagerpal.sns")
 
 SNS_HOST_RE = re.compile(r"^sns\.([a-z]{2}(?:-[a-z]+)+-\d+)\.amazonaws\.com(?:\.cn)?$")
-TOPIC_ARN_RE = re.compile(r"^arn:aws(?:-[a-z]+)*:sns:([a-z]{2}(?:-[a-z]+)+-\d+):\d{12}:[A-Za-z0-9_.-]{1,256}$")
+TOPIC_ARN_RE = re.compile(
+    r"^arn:aws(?:-[a-z]+)*:sns:([a-z]{2}(?:-[a-z]+)+-\d+):\d{12}:[A-Za-z0-9_.-]{1,256}$")
 MAX_ATTEMPTS = 8
 RETRY_BASE = timedelta(seconds=30)
 RETRY_MAX = timedelta(hours=1)

@@ -64,8 +64,9 @@ def list_command():
     """List sources with masked keys."""
     for source in sources.list_alert_sources(db.session):
         state = "active" if source.active else "inactive"
-        click.echo(f"{source.id}\t{source.name}\t{source.kind}\t{state}\t{sources.mask_key(source.key_suffix)}"
-                   f"\tlast alert {isoformat(source.last_alert_at) or 'never'}")
+        last = isoformat(source.last_alert_at) or "never"
+        click.echo(f"{source.id}\t{source.name}\t{source.kind}\t{state}\t"
+                   f"{sources.mask_key(source.key_suffix)}\tlast alert {last}")
 
 
 @alert_sources_group.command("regenerate-key")

@@ -1,9 +1,10 @@
 """Alert ingestion endpoints: generic JSON, Grafana, CloudWatch/SNS, Alertmanager, PagerDuty v2.
 
-Every endpoint: authenticate the source (401/403) → take a rate-limit token in its own
-short transaction (429) → decode and parse the body (400/413/422, nothing written) →
-apply the events and commit in one transaction → answer. Paging happens inside the
-incident service, in the same transaction as the new incident.
+Every endpoint: authenticate the source (401/403) → check its token bucket on the row
+just read (429, nothing written) → decode and parse the body (400/413/422, nothing
+written) → apply the events, take the token atomically as the last statement, commit —
+one transaction → answer. Paging happens inside the incident service, in the same
+transaction as the new incident.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pagerpal_core.metrics import count_alerts
 from pagerpal_core.models import AlertSource
 from pagerpal_core.payloads import parse_payload
 from pagerpal_core.services.ingestion import CREATED, ingest_events
-from pagerpal_core.services.rate_limit import relax_durability, take_token
+from pagerpal_core.services.rate_limit import peek_bucket, take_token
 from pagerpal_core.services.sns import record_sns_control
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.extensions import db
@@ -51,17 +52,22 @@ def decode_body():
         raise BadBody("the body is not valid JSON") from None
 
 
-def enforce_rate_limit(source: AlertSource) -> None:
-    """Spend one of the source's tokens, committed at once; 429 with Retry-After when empty."""
+def _bucket_args() -> dict:
     config = settings()
-    relax_durability(db.session)
-    result = take_token(db.session, source.id, now=utcnow(),
-                        capacity=config.alert_source_rate_limit_capacity,
-                        refill_per_second=config.alert_source_rate_limit_refill_per_second)
-    db.session.commit()
+    return {"capacity": config.alert_source_rate_limit_capacity,
+            "refill_per_second": config.alert_source_rate_limit_refill_per_second}
+
+
+def _refuse(source: AlertSource, retry_after: int):
+    raise RateLimited(f"alert source {source.name!r} is over its rate limit; retry in {retry_after} s",
+                      retry_after=retry_after)
+
+
+def check_rate_limit(source: AlertSource) -> None:
+    """429 at once when the source's bucket (as just read) is empty: no parsing, no writes."""
+    result = peek_bucket(source, now=utcnow(), **_bucket_args())
     if not result.allowed:
-        raise RateLimited(f"alert source {source.name!r} is over its rate limit; retry in "
-                          f"{result.retry_after} s", retry_after=result.retry_after)
+        _refuse(source, result.retry_after)
 
 
 def ingest(source: AlertSource, kind: str, body) -> tuple[list, dict | None]:
@@ -73,6 +79,11 @@ def ingest(source: AlertSource, kind: str, body) -> tuple[list, dict | None]:
         row = record_sns_control(db.session, source, parsed.control, now=now)
         control = {"type": parsed.control.type, "topic_arn": row.topic_arn, "status": row.status}
     results = ingest_events(db.session, source, parsed.events, now=now, base_url=settings().base_url)
+    # Last statement before the commit: the source row is locked only for the commit.
+    bucket = take_token(db.session, source.id, now=now, **_bucket_args())
+    if not bucket.allowed:  # another request took the last token since check_rate_limit
+        db.session.rollback()
+        _refuse(source, bucket.retry_after)
     db.session.commit()
     count_alerts(source.name, (r.outcome for r in results))
     log.info("alerts ingested", extra=log_fields(
@@ -95,7 +106,7 @@ def group_response(results: list, control: dict | None = None):
 def generic_alert():
     """A generic JSON alert: 201 when it opened an incident, 200 otherwise."""
     source = authenticate_request()
-    enforce_rate_limit(source)
+    check_rate_limit(source)
     results, _ = ingest(source, "generic", decode_body())
     result = results[0]
     return jsonify({"status": "accepted", **result.as_dict()}), 201 if result.outcome == CREATED else 200
@@ -105,7 +116,7 @@ def generic_alert():
 def grafana_webhook():
     """Grafana unified alerting (many alerts per call) or legacy alerting."""
     source = authenticate_request()
-    enforce_rate_limit(source)
+    check_rate_limit(source)
     return group_response(*ingest(source, "grafana", decode_body()))
 
 
@@ -113,7 +124,7 @@ def grafana_webhook():
 def alertmanager_webhook():
     """Prometheus Alertmanager webhook, version 4."""
     source = authenticate_request()
-    enforce_rate_limit(source)
+    check_rate_limit(source)
     return group_response(*ingest(source, "alertmanager", decode_body()))
 
 
@@ -121,7 +132,7 @@ def alertmanager_webhook():
 def cloudwatch_webhook():
     """CloudWatch alarms via SNS (a JSON body sent as text/plain), and SNS (un)subscriptions."""
     source = authenticate_request()
-    enforce_rate_limit(source)
+    check_rate_limit(source)
     return group_response(*ingest(source, "cloudwatch", decode_body()))
 
 
@@ -133,7 +144,7 @@ def pagerduty_event():
         body = decode_body()
         routing_key = body.get("routing_key") if isinstance(body, dict) else None
         source = authenticate_request(routing_key if isinstance(routing_key, str) else None)
-        enforce_rate_limit(source)
+        check_rate_limit(source)
         results, _ = ingest(source, "pagerduty", body)
     except Invalid as exc:
         db.session.rollback()
@@ -153,5 +164,6 @@ def pagerduty_invalid(message: str, fields: dict):
     """PagerDuty's 400 shape, plus PagerPal's own error object."""
     errors = [f"{name}: {problem}" for name, problem in fields.items()] or [message]
     body = {"status": "invalid event", "message": "Event object is invalid", "errors": errors,
-            "error": {"code": "validation_error", "message": message, **({"fields": fields} if fields else {})}}
+            "error": {"code": "validation_error", "message": message,
+                      **({"fields": fields} if fields else {})}}
     return jsonify(body), 400

@@ -71,3 +71,38 @@ def test_successful_take_records_last_alert_time(session):
     take(session, source.id, T0 + timedelta(seconds=5))
     session.expire_all()
     assert session.get(AlertSource, source.id).last_alert_at == T0 + timedelta(seconds=5)
+
+
+def test_peek_reads_the_row_without_writing(session):
+    from pagerpal_core.services.rate_limit import peek_bucket
+
+    source = create_alert_source(session, name="peek", now=T0).source
+    session.commit()
+    assert peek_bucket(source, now=T0, capacity=1, refill_per_second=0.5).allowed  # never used: full
+    take(session, source.id, T0, capacity=1, rate=0.5)
+    session.refresh(source)
+    empty = peek_bucket(source, now=T0, capacity=1, refill_per_second=0.5)
+    assert not empty.allowed and empty.retry_after == 2
+    assert peek_bucket(source, now=T0 + timedelta(seconds=2), capacity=1, refill_per_second=0.5).allowed
+
+
+def test_web_answers_429_with_retry_after_and_writes_nothing(make_app, database_url):
+    from tests.ingestion.conftest import post
+
+    app = make_app(ALERT_SOURCE_RATE_LIMIT_CAPACITY="2", ALERT_SOURCE_RATE_LIMIT_REFILL_PER_SECOND="0.01")
+    from pagerpal_web.extensions import db
+
+    with app.app_context():
+        key = create_alert_source(db.session, name="web", now=datetime.now(timezone.utc)).key
+        db.session.commit()
+    client = app.test_client()
+    assert [post(client, "/api/v1/alerts", {"title": f"a{i}"}, key).status_code for i in range(2)] == [201, 201]
+    limited = post(client, "/api/v1/alerts", {"title": "a3"}, key)
+    assert limited.status_code == 429
+    assert int(limited.headers["Retry-After"]) >= 90  # one token at 0.01/s
+    assert limited.get_json()["error"]["code"] == "rate_limited"
+    with app.app_context():
+        from sqlalchemy import func, select
+
+        from pagerpal_core.models import Incident
+        assert db.session.scalar(select(func.count()).select_from(Incident)) == 2
