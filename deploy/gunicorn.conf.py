@@ -10,7 +10,7 @@ Everything comes from the environment so the same file serves systemd, Docker an
   GUNICORN_THREADS           threads per worker (default 1; >1 switches to the gthread worker)
   GUNICORN_TIMEOUT           seconds a request may take before its worker is replaced (default 30)
   GUNICORN_GRACEFUL_TIMEOUT  seconds in-flight requests get after SIGTERM (default 30)
-  GUNICORN_MAX_REQUESTS      requests before a worker is replaced (default 2000; 0 = never)
+  GUNICORN_MAX_REQUESTS      requests before a worker is replaced (default 0 = never)
   GUNICORN_CONTROL_SOCKET    path of gunicorn's control socket (default: none)
   PROMETHEUS_MULTIPROC_DIR   where workers share /metrics counters (default: a fresh temp dir)
 
@@ -53,8 +53,9 @@ timeout = _env_int("GUNICORN_TIMEOUT", 30)
 # SIGTERM: stop accepting, let in-flight requests (an alert being committed) finish.
 graceful_timeout = _env_int("GUNICORN_GRACEFUL_TIMEOUT", 30)
 keepalive = 5
-# Recycle workers now and then so a slow leak cannot grow forever; jitter avoids all at once.
-max_requests = _env_int("GUNICORN_MAX_REQUESTS", 2000, minimum=0)
+# Workers are not recycled by default: each new worker process adds its own file of /metrics
+# counters (kept until restart so totals stay right), so recycling often grows that directory.
+max_requests = _env_int("GUNICORN_MAX_REQUESTS", 0, minimum=0)
 max_requests_jitter = _env_int("GUNICORN_MAX_REQUESTS_JITTER", 200, minimum=0)
 # The heartbeat file lives in memory: a disk stall must not look like a hung worker.
 if os.path.isdir("/dev/shm"):

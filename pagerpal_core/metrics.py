@@ -14,6 +14,7 @@ Two kinds of numbers, two homes:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +27,8 @@ from pagerpal_core.models import Incident, JobStatus, Notification
 from pagerpal_core.models.incidents import STATUSES as INCIDENT_STATUSES
 from pagerpal_core.models.notifications import NOTIFICATION_STATUSES
 from pagerpal_core.models.users import CHANNELS
+
+log = logging.getLogger("pagerpal.metrics")
 
 # In-memory counters register here (not on prometheus_client's global registry, which other
 # libraries share); in multiprocess mode the web collects from the files instead.
@@ -50,8 +53,12 @@ def _label(value: str | None) -> str:
 
 def count_alert(source: str | None, result: str, amount: int = 1) -> None:
     """Count `amount` alert events from `source` (its name; None when unauthenticated)."""
-    if amount > 0:
+    if amount <= 0:
+        return
+    try:
         ALERTS_RECEIVED.labels(source=_label(source), result=_label(result)).inc(amount)
+    except Exception:  # a metrics file problem must never fail an accepted alert
+        log.exception("could not count an alert for /metrics")
 
 
 def count_alerts(source: str | None, results: Iterable[str]) -> None:
@@ -65,7 +72,10 @@ def count_alerts(source: str | None, results: Iterable[str]) -> None:
 
 def count_rate_limited(scope: str) -> None:
     """Count one request refused by a rate limit (`alert_source` or `sign_in`)."""
-    RATE_LIMIT_REJECTIONS.labels(scope=_label(scope)).inc()
+    try:
+        RATE_LIMIT_REJECTIONS.labels(scope=_label(scope)).inc()
+    except Exception:  # never turn a 429 into a 500
+        log.exception("could not count a rate-limit rejection for /metrics")
 
 
 # --- figures read from the database --------------------------------------------------------

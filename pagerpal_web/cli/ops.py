@@ -72,7 +72,7 @@ def backup_sqlite(database_url: str, target: Path) -> None:
     source_path = sqlite_file(database_url)
     if not source_path.exists():
         raise click.ClickException(f"no SQLite database at {source_path}")
-    source = sqlite3.connect(f"file:{source_path}?mode=ro", uri=True, timeout=30)
+    source = sqlite3.connect(str(source_path), timeout=30)
     partial = target.with_name(target.name + ".partial")
     try:
         destination = sqlite3.connect(partial)

@@ -84,3 +84,23 @@ def test_pg_dump_failure_is_reported_without_the_password(make_app, tmp_path, pg
     assert "pg_dump failed" in result.output
     assert "placeholder-password" not in result.output
     assert not (tmp_path / "x.dump").exists()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_sqlite_backup_is_online_and_consistent(app, runner, session, engine, tmp_path):
+    """A writer mid-transaction neither blocks the backup nor leaks its uncommitted row into it."""
+    committed = make_user(session, email="committed@example.test")
+    session.commit()
+    with engine.connect() as writer:
+        transaction = writer.begin()  # BEGIN IMMEDIATE: holds SQLite's write lock
+        writer.execute(sa.text("UPDATE users SET name = 'uncommitted' WHERE id = :id"), {"id": committed.id})
+        target = tmp_path / "online.db"
+        result = runner.invoke(args=["pagerpal", "backup", "--output", str(target)])
+        transaction.rollback()
+    assert result.exit_code == 0, result.output
+    check = make_engine(f"sqlite:///{target}")
+    try:
+        with check.connect() as conn:
+            assert conn.execute(sa.text("SELECT name FROM users")).scalars().all() == [committed.name]
+    finally:
+        check.dispose()
