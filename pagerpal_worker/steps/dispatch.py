@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import as_completed
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -78,8 +78,10 @@ def run(ctx: WorkerContext, now: datetime, limit: int) -> int:
 
 
 def send_claimed(ctx: WorkerContext, claimed: list[ClaimedNotification], now: datetime) -> int:
-    """Send each claimed row on the thread pool and record each outcome as it arrives.
+    """Send each claimed row on the thread pool; record outcomes as they arrive.
 
+    Whatever finished together is recorded in one transaction, so a fast provider costs one
+    commit per handful of pages, and a slow one never holds finished outcomes back.
     Outcome times are the cycle's `now` plus the real time elapsed since, so a cycle run
     with a chosen clock (tests) stays consistent with it.
     """
@@ -88,15 +90,21 @@ def send_claimed(ctx: WorkerContext, claimed: list[ClaimedNotification], now: da
     futures = {ctx.executor.submit(_send_one, ctx, item, lease_deadline): item for item in claimed}
     unsent: list[int] = []
     settled = 0
-    for future in as_completed(futures):
-        item = futures[future]
-        result = future.result()  # _send_one never raises
-        if result is None:
-            unsent.append(item.id)
-            continue
-        settled += 1
-        record(ctx, Outcome(item.id, result, now + timedelta(seconds=time.monotonic() - started)))
-        systemd.watchdog()  # progress: a long batch against a slow provider is not a hang
+    waiting = set(futures)
+    while waiting:
+        done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+        at = now + timedelta(seconds=time.monotonic() - started)
+        outcomes = []
+        for future in done:
+            item, result = futures[future], future.result()  # _send_one never raises
+            if result is None:
+                unsent.append(item.id)
+            else:
+                outcomes.append(Outcome(item.id, result, at))
+        if outcomes:
+            settled += len(outcomes)
+            record(ctx, outcomes)
+            systemd.watchdog()  # progress: a long batch against a slow provider is not a hang
     if unsent:
         with ctx.session_factory() as session:
             released = release_claims(session, unsent, leased_by=ctx.identity,
@@ -125,36 +133,38 @@ def _send_one(ctx: WorkerContext, item: ClaimedNotification, lease_deadline: flo
         return SendResult.retryable(f"{type(exc).__name__}: {exc}")
 
 
-def record(ctx: WorkerContext, outcome: Outcome) -> None:
-    """Write one outcome in its own transaction; keep it in memory if the database is away."""
+def record(ctx: WorkerContext, outcomes: list[Outcome]) -> None:
+    """Write outcomes in one transaction; keep them in memory if the database is away."""
     policy = RetryPolicy.from_settings(ctx.settings)
-    result = outcome.result
+    secrets = ctx.settings.secret_values()
     try:
         with ctx.session_factory() as session:
-            status = record_send_outcome(
-                session, outcome.notification_id, outcome=result.outcome, leased_by=ctx.identity,
-                now=outcome.at, policy=policy, provider_message_id=result.provider_message_id,
-                provider_status=result.provider_status, error=result.error,
-                secrets=ctx.settings.secret_values(), rng=ctx.rng)
+            statuses = [record_send_outcome(
+                session, o.notification_id, outcome=o.result.outcome, leased_by=ctx.identity, now=o.at,
+                policy=policy, provider_message_id=o.result.provider_message_id,
+                provider_status=o.result.provider_status, error=o.result.error, secrets=secrets, rng=ctx.rng)
+                for o in outcomes]
             session.commit()
     except Exception as exc:
-        ctx.unrecorded.append(outcome)
-        log.error("could not record a send outcome; will retry",
-                  extra={"fields": {"notification_id": outcome.notification_id,
-                                    "error": clean_error(f"{type(exc).__name__}: {exc}", ())}})
+        ctx.unrecorded.extend(outcomes)
+        log.error("could not record send outcomes; will retry",
+                  extra={"fields": {"notification_ids": [o.notification_id for o in outcomes],
+                                    "error": clean_error(f"{type(exc).__name__}: {exc}", secrets)}})
         return
-    fields = {"notification_id": outcome.notification_id, "outcome": result.outcome, "status": status}
-    if status is None:
-        log.warning("send outcome for a row no longer leased to this worker", extra={"fields": fields})
-    elif result.outcome == "accepted":
-        log.info("notification sent", extra={"fields": fields})
-    else:
-        fields["error"] = clean_error(result.error, ctx.settings.secret_values())
-        log.warning("notification send failed", extra={"fields": fields})
+    for outcome, status in zip(outcomes, statuses):
+        result = outcome.result
+        fields = {"notification_id": outcome.notification_id, "outcome": result.outcome, "status": status}
+        if status is None:
+            log.warning("send outcome for a row no longer leased to this worker", extra={"fields": fields})
+        elif result.outcome == "accepted":
+            log.info("notification sent", extra={"fields": fields})
+        else:
+            fields["error"] = clean_error(result.error, secrets)
+            log.warning("notification send failed", extra={"fields": fields})
 
 
 def flush_unrecorded(ctx: WorkerContext) -> None:
-    """Record outcomes left over from a database outage (oldest first)."""
+    """Record outcomes left over from a database outage."""
     pending, ctx.unrecorded = ctx.unrecorded, []
-    for outcome in pending:
-        record(ctx, outcome)
+    if pending:
+        record(ctx, pending)
