@@ -13,7 +13,7 @@ from pagerpal_worker import systemd
 from pagerpal_worker.context import WorkerContext
 from pagerpal_worker.leader import make_leader
 from pagerpal_worker.loop import STEPS, run_cycle, serve
-from pagerpal_worker.signals import StopFlag, install_signal_handlers
+from pagerpal_worker.signals import StopFlag, install_signal_handlers, restore_signal_handlers
 
 log = logging.getLogger("pagerpal.worker")
 
@@ -42,7 +42,7 @@ def make_context(settings: Settings, *, stop: StopFlag | None = None, senders: d
 def run_worker(settings: Settings, *, once: bool = False) -> int:
     """Run the worker until SIGTERM/SIGINT (or one cycle with `once`); returns the exit code."""
     stop = StopFlag()
-    install_signal_handlers(stop)
+    previous_handlers = install_signal_handlers(stop)
     ctx = make_context(settings, stop=stop)
     log.info("worker starting", extra={"fields": {
         "instance": ctx.identity, "database": "sqlite" if settings.is_sqlite else "postgresql",
@@ -60,6 +60,7 @@ def run_worker(settings: Settings, *, once: bool = False) -> int:
         systemd.stopping()
         ctx.close()
         ctx.session_factory.kw["bind"].dispose()
+        restore_signal_handlers(previous_handlers)
         stop.close()
 
 

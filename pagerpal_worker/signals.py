@@ -50,12 +50,19 @@ class StopFlag:
                 pass
 
 
-def install_signal_handlers(stop: StopFlag) -> None:
-    """SIGTERM and SIGINT → `stop.set()`; a second one is logged and handled the same way."""
+def install_signal_handlers(stop: StopFlag) -> dict:
+    """SIGTERM and SIGINT → `stop.set()`; returns the previous handlers for `restore_signal_handlers`."""
 
     def handle(signum, _frame):
         log.info("stop requested", extra={"fields": {"signal": signal.Signals(signum).name}})
         stop.set()
 
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
+    if threading.current_thread() is not threading.main_thread():
+        return {}  # only the main thread may set handlers; the caller stops us another way
+    return {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+
+def restore_signal_handlers(previous: dict) -> None:
+    """Put back what `install_signal_handlers` replaced (the CLI runs inside another program)."""
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import random
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from pagerpal_core.errors import Conflict
 from pagerpal_core.models import IncidentEvent, JobStatus, Notification
@@ -13,6 +15,7 @@ from pagerpal_core.services.incidents import resolve_incident
 from pagerpal_core.services.notifications import RetryPolicy, claim_due_notifications, retry_notification
 from pagerpal_core.timeutil import utcnow
 from pagerpal_worker.loop import STEPS, Step, run_cycle
+from tests.factories import PASSWORD, make_user
 from tests.worker.conftest import FAKE_KEY, load, make_incident, notification_ids_received, queue_pages, read
 
 
@@ -176,7 +179,7 @@ def test_skip_locked_claims_while_another_claim_is_open(pg_database_url):
         now = utcnow()
         taken_a = claim_due_notifications(first, now=now, limit=6, lease_seconds=30, leased_by="a")
         # `first` still holds its row locks: SKIP LOCKED lets `second` take the other rows.
-        second.execute(__import__("sqlalchemy").text("SET lock_timeout = '2s'"))
+        second.execute(text("SET lock_timeout = '2s'"))
         taken_b = claim_due_notifications(second, now=now, limit=6, lease_seconds=30, leased_by="b")
         first.commit()
         second.commit()
@@ -223,16 +226,9 @@ def test_heartbeats_mark_disabled_steps_and_count_runs(session, make_ctx):
 
 
 def test_heartbeats_visible_in_the_jobs_api(session, make_ctx, client):
-    from tests.web.conftest import make_account  # noqa: F401  (fixture module import check)
-
     run_cycle(make_ctx(), utcnow())
-    session.commit()
-    from tests.factories import PASSWORD, make_user
-
     user = make_user(session, role="viewer")
     session.commit()
-    import base64
-
     auth = base64.b64encode(f"{user.email}:{PASSWORD}".encode()).decode()
     response = client.get("/api/v1/system/jobs", headers={"Authorization": f"Basic {auth}"})
     assert response.status_code == 200
@@ -244,9 +240,28 @@ def test_heartbeats_visible_in_the_jobs_api(session, make_ctx, client):
 
 def test_retry_policy_delays_grow_and_are_capped():
     policy = RetryPolicy(base_seconds=2, max_seconds=20, max_attempts=10)
-    import random
-
     rng = random.Random(7)
     for attempts in range(1, 10):
         ceiling = min(20, 2 * 2 ** (attempts - 1))
         assert ceiling / 2 <= policy.delay(attempts, rng) <= ceiling
+
+
+def test_flask_cli_runs_the_same_worker_once(session, runner, database_url):
+    queue_pages(session, None, 2)
+    result = runner.invoke(args=["pagerpal", "worker", "--once"])
+    assert result.exit_code == 0, result.output
+    # Sending is disabled in the test app: the pages were suppressed, heartbeats written.
+    assert {r.status for r in all_rows(session)} == {"suppressed"}
+    assert {j.name for j in all_rows(session, JobStatus)} == {s.name for s in STEPS}
+
+
+def test_once_refuses_to_run_beside_a_leader(runner, database_url):
+    from pagerpal_worker.leader import make_leader
+
+    leader = make_leader(database_url)
+    try:
+        assert leader.try_acquire()
+        result = runner.invoke(args=["pagerpal", "worker", "--once"])
+        assert result.exit_code == 1
+    finally:
+        leader.release()
