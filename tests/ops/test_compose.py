@@ -69,3 +69,20 @@ def test_gunicorn_config_reads_workers_from_the_environment():
     bad = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True,
                          env={**env, "GUNICORN_WORKERS": "many"}, timeout=60)
     assert bad.returncode != 0 and "GUNICORN_WORKERS must be an integer" in bad.stderr
+
+
+@pytest.mark.parametrize("unit", sorted(p.name for p in (PROJECT_ROOT / "deploy").glob("*.service")))
+def test_systemd_units_parse(unit, tmp_path):
+    if not shutil.which("systemd-analyze"):
+        pytest.skip("systemd-analyze is not installed")
+    text = (PROJECT_ROOT / "deploy" / unit).read_text()
+    assert "EnvironmentFile=" in text and "User=pagerpal" in text and "NoNewPrivileges=true" in text
+    # The install paths do not exist here: point the executables at one that does.
+    copy = tmp_path / unit
+    copy.write_text(text.replace("/opt/pagerpal/.venv/bin/", "/usr/bin/env "))
+    result = subprocess.run(["systemd-analyze", "verify", str(copy)], capture_output=True, text=True,
+                            timeout=60)
+    problems = [line for line in (result.stdout + result.stderr).splitlines()
+                if unit in line and ("Unknown" in line or "Failed" in line or "Invalid" in line
+                                     or "not executable" in line)]
+    assert not problems, "\n".join(problems)
