@@ -47,6 +47,7 @@ def has_failures(checks: list[Check]) -> bool:
 # --- configuration checks (no database) ------------------------------------------------
 
 def check_environment(settings: Settings) -> Check:
+    """ENVIRONMENT=production turns on the startup refusal of unsafe settings."""
     if settings.is_production:
         return Check("environment", OK, "ENVIRONMENT=production: startup refuses unsafe settings")
     return Check("environment", WARN, f"ENVIRONMENT={settings.environment}: the startup safety "
@@ -54,6 +55,7 @@ def check_environment(settings: Settings) -> Check:
 
 
 def check_secret_key(settings: Settings) -> Check:
+    """SECRET_KEY is not the default and long enough to sign sessions safely."""
     if settings.secret_key == DEFAULT_SECRET_KEY:
         return Check("secret_key", FAIL, "SECRET_KEY is the default; set a random value of at least "
                      f"{MIN_SECRET_KEY_LENGTH} characters")
@@ -64,6 +66,7 @@ def check_secret_key(settings: Settings) -> Check:
 
 
 def check_secure_cookies(settings: Settings) -> Check:
+    """Session cookies travel over HTTPS only."""
     if not settings.session_cookie_secure:
         return Check("secure_cookies", FAIL, "SESSION_COOKIE_SECURE is false; serve over HTTPS and "
                      "set it to true")
@@ -71,6 +74,7 @@ def check_secure_cookies(settings: Settings) -> Check:
 
 
 def check_base_url(settings: Settings) -> Check:
+    """Notification links use https:// and a host people can reach."""
     parts = urlsplit(settings.base_url)
     if parts.scheme != "https":
         return Check("base_url", FAIL, f"PAGERPAL_BASE_URL is {settings.base_url}; notification "
@@ -82,6 +86,7 @@ def check_base_url(settings: Settings) -> Check:
 
 
 def check_allowed_origins(settings: Settings) -> Check:
+    """Browser origins are listed explicitly (never *), ideally https only."""
     origins = settings.allowed_origins
     if not origins:
         return Check("allowed_origins", FAIL, "ALLOWED_ORIGINS is empty; list the origins "
@@ -96,6 +101,7 @@ def check_allowed_origins(settings: Settings) -> Check:
 
 
 def check_providers(settings: Settings) -> Check:
+    """With sending enabled, at least one channel can actually send."""
     # provider_health is what the worker's senders and /settings use: "configured" agrees.
     channels = provider_health(settings)
     ready = [health.channel for health in channels if health.configured]
@@ -111,6 +117,7 @@ def check_providers(settings: Settings) -> Check:
 
 
 def check_metrics(settings: Settings) -> Check:
+    """/metrics is off or token-protected rather than open to all."""
     if settings.metrics == "open":
         return Check("metrics", WARN, "METRICS=open: anyone who reaches /metrics can read it; "
                      "prefer token:<secret> or a private network")
@@ -122,6 +129,7 @@ def check_metrics(settings: Settings) -> Check:
 # --- database checks -------------------------------------------------------------------
 
 def check_database(session: Session) -> Check:
+    """The database answers; SQLite is a warning (small single-node installs only)."""
     try:
         session.execute(text("SELECT 1"))
     except SQLAlchemyError as exc:
@@ -137,6 +145,7 @@ def check_database(session: Session) -> Check:
 
 
 def check_migrations(session: Session) -> Check:
+    """The schema is at the Alembic head."""
     # Read the revision on the session's own connection: a second connection would wait
     # behind this session's SQLite write lock (BEGIN IMMEDIATE).
     current = set(MigrationContext.configure(session.connection()).get_current_heads())
@@ -148,6 +157,7 @@ def check_migrations(session: Session) -> Check:
 
 
 def check_admin(session: Session) -> Check:
+    """At least one active admin has a password (someone can sign in and configure)."""
     count = session.scalar(select(func.count()).select_from(User).where(
         User.role == "admin", User.active.is_(True), User.password_hash.is_not(None)))
     if not count:
