@@ -196,7 +196,8 @@ def summarise_unlogged_repeats(session: Session, incident: Incident, *, actor, n
     """Write the repeats not yet on the timeline as one row (before a resolve or ack)."""
     unlogged, count = incident.repeats_unlogged, incident.occurrence_count
     if unlogged:
-        record_event(session, incident, "repeats_summarised", f"{unlogged} more repeats (seen {count} times in all)",
+        record_event(session, incident, "repeats_summarised",
+                     f"{unlogged} more repeats (seen {count} times in all)",
                      actor=actor, now=now, detail={"repeats": unlogged, "occurrence_count": count})
         incident.repeats_unlogged = 0
         session.flush()
@@ -247,6 +248,7 @@ def _acknowledge(session: Session, source: AlertSource, event: AlertEvent, *, no
     if incident.status == "acknowledged":
         return IngestResult(ALREADY_ACKNOWLEDGED, event.external_id, incident.id,
                             "incident already acknowledged", incident.occurrence_count)
+    summarise_unlogged_repeats(session, incident, actor=source, now=now)
     incident_actions.acknowledge_incident(session, incident, actor=source, now=now)
     return IngestResult(ACKNOWLEDGED, event.external_id, incident.id, "incident acknowledged",
                         incident.occurrence_count)

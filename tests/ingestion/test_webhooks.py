@@ -72,8 +72,9 @@ def test_alert_storm_is_summarised_not_logged_per_repeat(client, source, inciden
     [incident] = incidents()
     assert incident.occurrence_count == 12 and incident.repeats_unlogged == 2
     kinds = [kind for kind, _, _ in timeline(incident.id)]
-    assert kinds == ["triggered", "repeated", "repeats_summarised"] or \
-        kinds[kinds.index("repeated"):] == ["repeated", "repeats_summarised"]
+    # Routing may add its own rows after "triggered"; the repeats wrote exactly two.
+    assert kinds[0] == "triggered"
+    assert [k for k in kinds if k.startswith("repeat")] == ["repeated", "repeats_summarised"]
     summary = next(detail for kind, _, detail in timeline(incident.id) if kind == "repeats_summarised")
     assert summary["repeats"] == 8 and summary["occurrence_count"] == 10
     post(client, "/api/v1/alerts", dict(alert, status="resolved"), source.key)
