@@ -49,6 +49,7 @@ class DatabaseCollector:
         self.figures = figures
 
     def collect(self):
+        """Yield every database-derived family (prometheus_client's collector protocol)."""
         f = self.figures
         incidents = GaugeMetricFamily("pagerpal_incidents", "Incidents by status.", labels=["status"])
         for status, count in f.incidents.items():
