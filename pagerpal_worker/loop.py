@@ -57,11 +57,12 @@ def _run_heartbeat(ctx: WorkerContext, now: datetime, limit: int) -> int:
 
 
 STEPS: tuple[Step, ...] = (
+    # Escalation first: the pages it queues go out in the same cycle.
+    Step("escalation", escalate.run, batch_limit=50, enabled=lambda s: s.escalation_worker_enabled,
+         description="page the next level of triggered incidents whose delay has passed"),
     Step("notification_retry", dispatch.run, batch_limit=100,
          enabled=lambda s: s.notification_retry_worker_enabled,
          description="send due notifications, retry failed ones, recover expired leases"),
-    Step("escalation", escalate.run, batch_limit=50, enabled=lambda s: s.escalation_worker_enabled,
-         description="page the next level of triggered incidents whose delay has passed"),
     Step("chores", chores.run, batch_limit=10, every_seconds=5.0,
          description="outbound work the web never does itself: confirm SNS subscriptions"),
     Step("heartbeat", _run_heartbeat, batch_limit=0,

@@ -265,3 +265,40 @@ def test_once_refuses_to_run_beside_a_leader(runner, database_url):
         assert result.exit_code == 1
     finally:
         leader.release()
+
+
+def test_escalation_step_pages_the_next_level_in_the_same_cycle(session, make_ctx, fake_infobip):
+    from tests.core.routing_setup import T0, make_world, open_incident
+
+    world = make_world(session, delay=10)
+    incident = open_incident(session, world.source, now=T0)
+    session.commit()
+    # Plain ids: touching an expired object later would open a transaction (and, on SQLite,
+    # hold the write lock the worker needs).
+    incident_id, ada_id, ben_id = incident.id, world.ada.id, world.ben.id
+    ctx = make_ctx(fake_infobip.url)
+    run_cycle(ctx, T0 + timedelta(minutes=9))
+    level_one = [r for r in all_rows(session) if r.incident_id == incident_id]
+    assert {(r.user_id, r.status) for r in level_one if r.channel == "sms"} == {(ada_id, "sent")}
+    before = len(fake_infobip.requests)
+    report = run_cycle(ctx, T0 + timedelta(minutes=10, seconds=1))
+    assert report.errors == {} and report.processed["escalation"] == 1
+    rows = [r for r in all_rows(session) if r.incident_id == incident_id and r.user_id == ben_id]
+    # Ben's level-2 email page was queued by the escalation step and dispatched right after
+    # (no SMTP server is configured here, so it fails permanently: the point is it was tried).
+    assert rows and {r.status for r in rows} == {"exhausted"}
+    assert len(fake_infobip.requests) == before  # Ben has no SMS; Ada is not paged twice
+    assert len(read(session, lambda: session.scalars(select(IncidentEvent).where(
+        IncidentEvent.incident_id == incident_id, IncidentEvent.kind == "escalated")).all())) == 1
+
+
+def test_sns_fetch_only_reaches_amazon_sns():
+    from pagerpal_worker.steps.chores import SNS_URL, FetchRefused, make_sns_fetch
+
+    assert SNS_URL.match("https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&Token=abc")
+    assert SNS_URL.match("https://sns.cn-north-1.amazonaws.com.cn/?Action=ConfirmSubscription")
+    fetch = make_sns_fetch(timeout=1)
+    for url in ("http://sns.eu-west-1.amazonaws.com/", "https://sns.eu-west-1.amazonaws.com.evil.test/",
+                "https://127.0.0.1/", "https://evil.test/sns.eu-west-1.amazonaws.com/", None):
+        with pytest.raises(FetchRefused):
+            fetch(url)
