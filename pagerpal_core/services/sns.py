@@ -134,3 +134,9 @@ def confirm_pending_subscriptions(session: Session, *, now: datetime, fetch, lim
             subscription_id=row.id, source_id=row.alert_source_id, status=row.status, attempts=row.attempts))
     session.flush()
     return counts
+
+
+def list_sns_subscriptions(session: Session, source_id: int) -> list[SnsSubscription]:
+    """A source's SNS subscriptions, newest first (the UI shows pending/confirmed/failed)."""
+    return list(session.scalars(select(SnsSubscription).where(SnsSubscription.alert_source_id == source_id)
+                                .order_by(SnsSubscription.received_at.desc(), SnsSubscription.id.desc())))

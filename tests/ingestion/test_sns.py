@@ -15,8 +15,8 @@ from pagerpal_core.errors import Invalid
 from pagerpal_core.models import SnsSubscription
 from pagerpal_core.payloads import SnsControl
 from pagerpal_core.services.alert_sources import create_alert_source
-from pagerpal_core.services.sns import (MAX_ATTEMPTS, confirm_pending_subscriptions, record_sns_control,
-                                        sns_url_region)
+from pagerpal_core.services.sns import (MAX_ATTEMPTS, confirm_pending_subscriptions, list_sns_subscriptions,
+                                        record_sns_control, sns_url_region)
 from tests.ingestion import samples
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=timezone.utc)
@@ -91,7 +91,7 @@ def test_confirmation_recorded_then_confirmed_over_http(session):
         session.commit()
     assert counts == {"confirmed": 1, "retrying": 0, "failed": 0}
     assert len(sns.requests) == 1 and "Action=ConfirmSubscription" in sns.requests[0]
-    row = session.scalars(select(SnsSubscription)).one()
+    [row] = list_sns_subscriptions(session, source.id)
     assert (row.status, row.confirmed_at, row.attempts) == ("confirmed", T0, 1)
     with FakeSns() as sns:  # nothing pending any more
         assert confirm_pending_subscriptions(session, now=T0, fetch=sns.fetch)["confirmed"] == 0
