@@ -75,12 +75,14 @@ class Server:
         self.env = {**os.environ, "DATABASE_URL": database_url, "ENVIRONMENT": "test",
                     "SECRET_KEY": "bench-secret-key-that-is-long-enough-0123456789",
                     "PAGERPAL_INSTANCE_PATH": str(workdir / "instance"), "LOG_LEVEL": "WARNING",
-                    "GUNICORN_BIND": f"127.0.0.1:{self.port}", "GUNICORN_WORKERS": "2", "GUNICORN_THREADS": "4"}
+                    "GUNICORN_BIND": f"127.0.0.1:{self.port}", "GUNICORN_WORKERS": "2",
+                    "GUNICORN_THREADS": "4"}
 
     def __enter__(self):
         self.log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), self.app_spec],
+            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"),
+             self.app_spec],
             cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -128,7 +130,8 @@ def measure(url: str, calls: int, clients: int) -> dict:
     elapsed = time.perf_counter() - start
     samples.sort()
     return {"calls": len(samples), "per_second": len(samples) / elapsed,
-            "p50_ms": statistics.median(samples) * 1000, "p99_ms": samples[int(len(samples) * 0.99) - 1] * 1000}
+            "p50_ms": statistics.median(samples) * 1000,
+            "p99_ms": samples[int(len(samples) * 0.99) - 1] * 1000}
 
 
 def main() -> None:
@@ -150,7 +153,8 @@ def main() -> None:
         try:
             prepare(database_url)
             results = {}
-            for label, spec in (("cache on", "pagerpal_web:create_app()"), ("cache off", "bench.api:uncached_app()")):
+            runs = (("cache on", "pagerpal_web:create_app()"), ("cache off", "bench.api:uncached_app()"))
+            for label, spec in runs:
                 with Server(spec, database_url, workdir) as server:
                     results[label] = measure(server.url + "/api/v1/users?limit=20", args.calls, args.clients)
         finally:
@@ -159,9 +163,10 @@ def main() -> None:
     backend = "SQLite" if args.sqlite else "PostgreSQL"
     print(f"GET /api/v1/users?limit=20 on {backend}, gunicorn 2 workers x 4 threads, {args.clients} clients")
     for label, r in results.items():
-        print(f"  {label:9}  {r['per_second']:7.1f} calls/s   p50 {r['p50_ms']:6.1f} ms   p99 {r['p99_ms']:6.1f} ms"
-              f"   ({r['calls']} calls)")
-    print(f"  speed-up from the cache: {results['cache on']['per_second'] / results['cache off']['per_second']:.1f}x")
+        print(f"  {label:9}  {r['per_second']:7.1f} calls/s   p50 {r['p50_ms']:6.1f} ms"
+              f"   p99 {r['p99_ms']:6.1f} ms   ({r['calls']} calls)")
+    speedup = results["cache on"]["per_second"] / results["cache off"]["per_second"]
+    print(f"  speed-up from the cache: {speedup:.1f}x")
 
 
 if __name__ == "__main__":

@@ -38,7 +38,8 @@ def webhook_details(source: AlertSource, key: str | None = None) -> dict:
     """
     url = settings().base_url.rstrip("/") + WEBHOOK_PATHS.get(source.kind, WEBHOOK_PATHS["generic"])
     parts = urlsplit(url)
-    with_key = urlunsplit((parts.scheme, f"pagerpal:{key or KEY_PLACEHOLDER}@{parts.netloc}", parts.path, "", ""))
+    userinfo = f"pagerpal:{key or KEY_PLACEHOLDER}@"
+    with_key = urlunsplit((parts.scheme, userinfo + parts.netloc, parts.path, "", ""))
     shown = key or KEY_PLACEHOLDER
     return {
         "url": url, "header": "X-API-Key", "url_with_key": with_key,

@@ -42,17 +42,43 @@ def reject_impossible_ids():
             raise NotFound(f"{name.replace('_id', '')} {value} not found")
 
 
-def _oversized_ints(value, path: str, errors: dict) -> None:
+def text_problem(text: str) -> str | None:
+    """Why `text` cannot be stored: PostgreSQL refuses NUL characters, and a lone surrogate
+    (valid in a JSON escape, not in UTF-8) cannot be encoded at all."""
+    if "\x00" in text:
+        return "must not contain NUL characters"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode text (no lone surrogates)"
+    return None
+
+
+def _unstorable_values(value, path: str, errors: dict) -> None:
+    """Record values no column can hold: ids past 32 bits and text PostgreSQL would refuse.
+
+    Checked once here, for every body, so a bad value is a 422 naming its field instead
+    of a database error deep inside a service.
+    """
     if isinstance(value, bool):
         return
     if isinstance(value, int) and not -MAX_ID <= value <= MAX_ID:
         errors[path] = f"must be between {-MAX_ID} and {MAX_ID}"
+    elif isinstance(value, str):
+        problem = text_problem(value)
+        if problem:
+            errors[path] = problem
     elif isinstance(value, dict):
         for key, item in value.items():
-            _oversized_ints(item, f"{path}.{key}" if path else str(key), errors)
+            where = f"{path}.{key}" if path else str(key)
+            problem = text_problem(key)
+            if problem:
+                errors[path or "body"] = f"keys {problem}"
+                continue
+            _unstorable_values(item, where, errors)
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            _oversized_ints(item, f"{path}[{i}]", errors)
+            _unstorable_values(item, f"{path}[{i}]", errors)
 
 
 def body_fields(allowed, *, required: bool = True, needed=()) -> dict:
@@ -64,7 +90,7 @@ def body_fields(allowed, *, required: bool = True, needed=()) -> dict:
     data = json_body(required=required)
     errors = {name: "unknown field" for name in sorted(set(data) - set(allowed))}
     errors.update({name: "is required" for name in needed if name not in data})
-    _oversized_ints(data, "", errors)
+    _unstorable_values(data, "", errors)
     if errors:
         raise Invalid("invalid request body", fields=errors)
     return data
@@ -93,7 +119,8 @@ def check_types(data: dict, **types) -> None:
         if value is None and nullable:
             continue
         if not checks[kind](value):
-            errors[key] = f"must be {'an' if kind[0] in 'aeiou' else 'a'} {kind}" + (" or null" if nullable else "")
+            article = "an" if kind[0] in "aeiou" else "a"
+            errors[key] = f"must be {article} {kind}" + (" or null" if nullable else "")
     if errors:
         raise Invalid("invalid request body", fields=errors)
 

@@ -16,7 +16,8 @@ LEVEL_FIELDS = {"level_number", "delay_minutes", "targets"}
 
 
 def serialize_target(target: EscalationTarget) -> dict:
-    target_id = {"user": target.user_id, "schedule": target.schedule_id, "team": target.team_id}[target.target_type]
+    target_id = {"user": target.user_id, "schedule": target.schedule_id,
+                 "team": target.team_id}[target.target_type]
     return {"id": target.id, "type": target.target_type, "target_id": target_id}
 
 
@@ -28,7 +29,8 @@ def serialize_level(level: EscalationLevel) -> dict:
 def serialize_policy(policy: EscalationPolicy) -> dict:
     return {"id": policy.id, "name": policy.name, "description": policy.description,
             "team_id": policy.team_id, "repeat_count": policy.repeat_count,
-            "levels": [serialize_level(level) for level in policy.levels], "created_at": ts(policy.created_at)}
+            "levels": [serialize_level(level) for level in policy.levels],
+            "created_at": ts(policy.created_at)}
 
 
 def _policy_args(data: dict) -> dict:

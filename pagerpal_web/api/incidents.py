@@ -19,7 +19,7 @@ from pagerpal_core.services.config_fields import lookup_active_user, raise_if
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.api import bp
 from pagerpal_web.api.common import (body_fields, check_types, created, current_api_user, page_args,
-                                     page_response, query_instant, settings, ts)
+                                     page_response, query_instant, settings, text_problem, ts)
 from pagerpal_web.api.notifications import serialize_notification
 from pagerpal_web.api.users import user_ref
 from pagerpal_web.auth import requires_role
@@ -105,11 +105,14 @@ def list_incidents():
     limit, after = page_args()
     statuses = _choices_filter("status", STATUSES, errors)
     severities = _choices_filter("severity", SEVERITIES, errors)
-    team, source, assignee = _id_filter("team", errors), _id_filter("source", errors), _id_filter("assignee", errors)
+    team, source = _id_filter("team", errors), _id_filter("source", errors)
+    assignee = _id_filter("assignee", errors)
     since, until = query_instant("since", errors), query_instant("until", errors)
     text = request.args.get("text")
     if text is not None and len(text) > MAX_TEXT_FILTER:
         errors["text"] = f"must be at most {MAX_TEXT_FILTER} characters"
+    elif text is not None and text_problem(text):
+        errors["text"] = text_problem(text)
     sort = request.args.get("sort", "-created_at")
     if sort not in SORT_CHOICES:
         errors["sort"] = f"must be one of {', '.join(SORT_CHOICES)}"
@@ -132,7 +135,8 @@ def list_incidents():
         query = query.where(Incident.created_at < until)
     if text and text.strip():
         # Plain substring match, case-insensitive on both backends; LIKE wildcards escaped.
-        needle = "%" + text.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        escaped = text.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        needle = f"%{escaped}%"
         query = query.where(or_(func.lower(Incident.title).like(needle, escape="\\"),
                                 func.lower(Incident.external_id).like(needle, escape="\\")))
 

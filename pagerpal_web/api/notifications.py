@@ -39,13 +39,15 @@ def list_notifications():
     status, incident = request.args.get("status"), request.args.get("incident")
     if status is not None:
         if status not in NOTIFICATION_STATUSES:
-            raise Invalid("invalid filter", fields={"status": f"must be one of {', '.join(NOTIFICATION_STATUSES)}"})
+            raise Invalid("invalid filter",
+                          fields={"status": f"must be one of {', '.join(NOTIFICATION_STATUSES)}"})
         query = query.where(Notification.status == status)
     if incident is not None:
         if not incident.isdigit() or len(incident) > 18:
             raise Invalid("invalid filter", fields={"incident": "must be an incident id"})
         query = query.where(Notification.incident_id == int(incident))
-    return jsonify(paginate(db.session, query, Notification.id, "api.list_notifications", serialize_notification))
+    return jsonify(paginate(db.session, query, Notification.id, "api.list_notifications",
+                            serialize_notification))
 
 
 @bp.get("/notifications/<int:notification_id>")

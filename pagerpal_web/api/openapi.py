@@ -84,7 +84,8 @@ SCHEMAS = {
         fields={"type": "object", "additionalProperties": STR, "description": "bad field → what is wrong"},
         detail=ANY_OBJECT)),
     "UserRef": all_required(id=ID, name=STR, email=STR, active=BOOL),
-    "ContactMethod": all_required(id=ID, channel=enum(CHANNELS), destination=STR, enabled=BOOL, created_at=TS),
+    "ContactMethod": all_required(id=ID, channel=enum(CHANNELS), destination=STR, enabled=BOOL,
+                                  created_at=TS),
     "ContactMethodCreate": obj(("channel", "destination"), channel=enum(CHANNELS), enabled=BOOL,
                                destination={"type": "string", "description": "E.164 for sms/whatsapp"}),
     "ContactMethodUpdate": obj((), channel=enum(CHANNELS), destination=STR, enabled=BOOL),
@@ -96,7 +97,8 @@ SCHEMAS = {
                       password=nullable({"type": "string", "description": "omit for a responder identity "
                                          "that is paged but cannot log in"}),
                       contact_methods=nullable(array(ref("ContactMethodCreate")))),
-    "UserUpdate": obj((), email={"type": "string", "format": "email"}, name=STR, role=enum(ROLES), timezone=STR,
+    "UserUpdate": obj((), email={"type": "string", "format": "email"}, name=STR, role=enum(ROLES),
+                      timezone=STR,
                       password=nullable({"type": "string", "description": "null removes the login"})),
     "Shift": all_required(schedule_id=ID, user=ref("UserRef"), start=TS, end=TS,
                           layer=enum(("override", "entry", "rotation")), source_id=ID),
@@ -111,8 +113,8 @@ SCHEMAS = {
     "Participant": all_required(id=ID, user_id=ID, position=INT),
     "Rotation": all_required(id=ID, schedule_id=ID, name=STR, shift_length=INT,
                              shift_unit=enum(("hours", "days", "weeks")), handoff_time=STR,
-                             start_date={"type": "string", "format": "date"}, participants=array(ref("Participant")),
-                             created_at=TS),
+                             start_date={"type": "string", "format": "date"},
+                             participants=array(ref("Participant")), created_at=TS),
     "RotationCreate": obj(("start_date",), name=STR, shift_length={"type": "integer", "minimum": 1},
                           shift_unit=enum(("hours", "days", "weeks")),
                           handoff_time={"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
@@ -137,7 +139,8 @@ SCHEMAS = {
                           reason={"type": "string", "maxLength": 500}),
     "Target": all_required(id=ID, type=enum(TARGET_TYPES), target_id=ID),
     "TargetCreate": obj(("type", "id"), type=enum(TARGET_TYPES), id=ID),
-    "Level": all_required(id=ID, policy_id=ID, level_number=INT, delay_minutes=INT, targets=array(ref("Target"))),
+    "Level": all_required(id=ID, policy_id=ID, level_number=INT, delay_minutes=INT,
+                          targets=array(ref("Target"))),
     "LevelCreate": obj((), level_number={"type": "integer", "minimum": 1},
                        delay_minutes={"type": "integer", "minimum": 0}, targets=array(ref("TargetCreate"))),
     "LevelUpdate": obj((), level_number={"type": "integer", "minimum": 1},
@@ -164,13 +167,15 @@ SCHEMAS = {
                              severity_map={"type": "object", "additionalProperties": enum(SEVERITIES),
                                            "description": "sender severity word → PagerPal severity; "
                                            "'*' sets the default"}),
-    "AlertSourceUpdate": obj((), name=NAME, kind=enum(SOURCE_KINDS), policy_id=nullable(ID), team_id=nullable(ID),
-                             active=BOOL, severity_map={"type": "object", "additionalProperties": enum(SEVERITIES)}),
+    "AlertSourceUpdate": obj((), name=NAME, kind=enum(SOURCE_KINDS), policy_id=nullable(ID),
+                             team_id=nullable(ID), active=BOOL,
+                             severity_map={"type": "object", "additionalProperties": enum(SEVERITIES)}),
     "Notification": all_required(
         id=ID, incident_id=nullable(ID), user_id=nullable(ID), channel=enum(CHANNELS), destination=STR,
         escalation_level=nullable(INT), subject=STR, status=enum(NOTIFICATION_STATUSES), attempts=INT,
         next_attempt_at=nullable(TS), provider_message_id=nullable(STR), provider_status=nullable(STR),
-        last_error=nullable(STR), created_at=TS, updated_at=TS, sent_at=nullable(TS), delivered_at=nullable(TS)),
+        last_error=nullable(STR), created_at=TS, updated_at=TS, sent_at=nullable(TS),
+        delivered_at=nullable(TS)),
     "Incident": all_required(
         id=ID, title=STR, description=STR, severity=enum(SEVERITIES), status=enum(STATUSES),
         alert_source_id=nullable(ID), external_id=nullable(STR), team_id=nullable(ID), policy_id=nullable(ID),
@@ -285,7 +290,8 @@ def q(name: str, schema: dict, description: str, required: bool = False) -> dict
     return {"name": name, "in": "query", "required": required, "schema": schema, "description": description}
 
 
-PAGE = (q("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, f"page size (≤ {MAX_LIMIT}, default 50)"),
+PAGE = (q("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+          f"page size (≤ {MAX_LIMIT}, default 50)"),
         q("after", {"type": "integer", "minimum": 0}, "id of the last item of the previous page"))
 WINDOW = (q("from", INSTANT, "window start (ISO-8601)"), q("to", INSTANT, "window end (ISO-8601)"))
 REQUIRED_WINDOW = (q("from", INSTANT, "window start (ISO-8601)", True), q("to", INSTANT, "window end", True))
@@ -313,8 +319,8 @@ def crud(path: str, tag: str, noun: str, *, create: str | None = None, update: s
     paths = {path: {"get": op(f"List {noun}s", tag, schema=list_schema or page_of(schema), query=list_query,
                               errors=("404",) if "{" in path else ())}}
     if create:
-        paths[path]["post"] = op(f"Create a {noun}", tag, role="admin", ok=201, schema=ref(schema), body=create,
-                                 errors=conflicts + (("404",) if "{" in path else ()))
+        paths[path]["post"] = op(f"Create a {noun}", tag, role="admin", ok=201, schema=ref(schema),
+                                 body=create, errors=conflicts + (("404",) if "{" in path else ()))
     paths[item_path] = {"get": op(f"Read a {noun}", tag, schema=ref(schema), errors=("404",))}
     if update:
         paths[item_path]["patch"] = op(f"Update a {noun}", tag, role="admin", schema=ref(schema), body=update,
@@ -331,19 +337,20 @@ def _rename(paths: dict, old: str, new: str) -> dict:
 def management_paths() -> dict:
     paths: dict = {}
     # users
-    paths.update(_rename(crud("/users", "users", "user", create="UserCreate", update="UserUpdate", delete=False,
-                              schema="User"), "{user_id}", "{user_id}"))
+    paths.update(crud("/users", "users", "user", create="UserCreate", update="UserUpdate", delete=False,
+                      schema="User"))
     paths["/users/{user_id}/deactivate"] = {"post": op(
         "Deactivate a user", "users", role="admin", schema=ref("User"), errors=("404", "409"),
         description="No login and no paging from now on; history stays. There is no hard delete. "
                     "Refused (409) when it would leave no active admin who can log in.")}
     paths["/users/{user_id}/reactivate"] = {"post": op("Reactivate a user", "users", role="admin",
                                                        schema=ref("User"), errors=("404",))}
-    paths["/users/{user_id}/shifts"] = {"get": op("A user's shifts across all schedules", "users",
-                                                  schema=list_of("Shift"), query=REQUIRED_WINDOW, errors=("404",))}
-    contact = crud("/users/{user_id}/contact-methods", "users", "contact-method", create="ContactMethodCreate",
-                   update="ContactMethodUpdate", schema="ContactMethod", list_schema=list_of("ContactMethod"),
-                   list_query=())
+    paths["/users/{user_id}/shifts"] = {"get": op(
+        "A user's shifts across all schedules", "users", schema=list_of("Shift"), query=REQUIRED_WINDOW,
+        errors=("404",))}
+    contact = crud("/users/{user_id}/contact-methods", "users", "contact-method",
+                   create="ContactMethodCreate", update="ContactMethodUpdate", schema="ContactMethod",
+                   list_schema=list_of("ContactMethod"), list_query=())
     contact = _rename(contact, "{contact_method_id}", "{method_id}")
     contact["/users/{user_id}/contact-methods/{method_id}"]["delete"]["responses"].pop("409")
     paths.update(contact)
@@ -353,8 +360,8 @@ def management_paths() -> dict:
         "get": op("List a team's members", "teams", schema=list_of("UserRef"), errors=("404",)),
         "post": op("Add a member", "teams", role="admin", ok=201, schema=ref("UserRef"), body="MemberAdd",
                    errors=("404", "409"))}
-    paths["/teams/{team_id}/members/{user_id}"] = {"delete": op("Remove a member", "teams", role="admin", ok=204,
-                                                                errors=("404",))}
+    paths["/teams/{team_id}/members/{user_id}"] = {"delete": op(
+        "Remove a member", "teams", role="admin", ok=204, errors=("404",))}
     # schedules
     paths.update(crud("/schedules", "schedules", "schedule", create="ScheduleCreate", update="ScheduleUpdate",
                       schema="Schedule"))
@@ -370,8 +377,8 @@ def management_paths() -> dict:
     overrides["/schedules/{schedule_id}/overrides/{override_id}"]["delete"]["responses"].pop("409")
     paths.update(overrides)
     rotations = crud("/schedules/{schedule_id}/rotations", "schedules", "rotation", create="RotationCreate",
-                     update="RotationUpdate", schema="Rotation", list_schema=list_of("Rotation"), list_query=(),
-                     conflicts=())
+                     update="RotationUpdate", schema="Rotation", list_schema=list_of("Rotation"),
+                     list_query=(), conflicts=())
     rotations["/schedules/{schedule_id}/rotations/{rotation_id}"]["delete"]["responses"].pop("409")
     paths.update(rotations)
     paths["/schedules/{schedule_id}/rotations/{rotation_id}/participants"] = {"post": op(
@@ -385,8 +392,9 @@ def management_paths() -> dict:
     policies = crud("/escalation-policies", "escalation-policies", "policy", create="PolicyCreate",
                     update="PolicyUpdate", schema="Policy")
     paths.update(policies)
-    levels = crud("/escalation-policies/{policy_id}/levels", "escalation-policies", "level", create="LevelCreate",
-                  update="LevelUpdate", schema="Level", list_schema=list_of("Level"), list_query=())
+    levels = crud("/escalation-policies/{policy_id}/levels", "escalation-policies", "level",
+                  create="LevelCreate", update="LevelUpdate", schema="Level", list_schema=list_of("Level"),
+                  list_query=())
     levels["/escalation-policies/{policy_id}/levels/{level_id}"]["delete"]["responses"].pop("409")
     paths.update(levels)
     paths["/escalation-policies/{policy_id}/levels/{level_id}/targets"] = {"post": op(
@@ -395,8 +403,8 @@ def management_paths() -> dict:
     paths["/escalation-policies/{policy_id}/levels/{level_id}/targets/{target_id}"] = {"delete": op(
         "Remove a target", "escalation-policies", role="admin", ok=204, errors=("404",))}
     # alert sources
-    sources = _rename(crud("/alert-sources", "alert-sources", "source", create="AlertSourceCreate",
-                           update="AlertSourceUpdate", schema="AlertSource"), "{source_id}", "{source_id}")
+    sources = crud("/alert-sources", "alert-sources", "source", create="AlertSourceCreate",
+                   update="AlertSourceUpdate", schema="AlertSource")
     key_note = "The response's `key` is the full key, shown this once; store it in the sender now."
     sources["/alert-sources"]["post"]["responses"]["201"]["content"] = _json(ref("AlertSourceWithKey"))
     sources["/alert-sources"]["post"]["description"] = key_note + "\n\n" + sources["/alert-sources"]["post"][
@@ -411,8 +419,9 @@ def management_paths() -> dict:
                                      query=PAGE + INCIDENT_FILTERS,
                                      description="Keyset pages: `after` is the id of the last incident seen, "
                                                  "so pages stay stable while incidents arrive.")}
-    paths["/incidents/{incident_id}"] = {"get": op("Read an incident with timeline and notifications",
-                                                   "incidents", schema=ref("IncidentDetail"), errors=("404",))}
+    paths["/incidents/{incident_id}"] = {"get": op(
+        "Read an incident with timeline and notifications", "incidents", schema=ref("IncidentDetail"),
+        errors=("404",))}
     actions = {
         "acknowledge": ("Acknowledge: paging stops", "Action",
                         "Two simultaneous acknowledges: one succeeds, the other gets 409."),
@@ -427,20 +436,21 @@ def management_paths() -> dict:
             body_required=verb == "reassign", errors=("404", "409"), description=note)}
     paths["/incidents/{incident_id}/notes"] = {
         "get": op("List an incident's notes", "incidents", schema=list_of("Event"), errors=("404",)),
-        "post": op("Add a note", "incidents", role="responder", ok=201, schema=ref("Event"), body="NoteCreate",
-                   errors=("404",))}
+        "post": op("Add a note", "incidents", role="responder", ok=201, schema=ref("Event"),
+                   body="NoteCreate", errors=("404",))}
     # notifications
-    paths["/notifications"] = {"get": op("List notifications", "notifications", schema=page_of("Notification"),
-                                         query=PAGE + (q("status", enum(NOTIFICATION_STATUSES), "status"),
-                                                       q("incident", {"type": "integer", "minimum": 0},
-                                                         "incident id")))}
+    notification_filters = (q("status", enum(NOTIFICATION_STATUSES), "status"),
+                            q("incident", {"type": "integer", "minimum": 0}, "incident id"))
+    paths["/notifications"] = {"get": op("List notifications", "notifications",
+                                         schema=page_of("Notification"), query=PAGE + notification_filters)}
     paths["/notifications/{notification_id}"] = {"get": op("Read a notification", "notifications",
                                                            schema=ref("Notification"), errors=("404",))}
     paths["/notifications/{notification_id}/retry"] = {"post": op(
         "Retry a failed page", "notifications", role="responder", schema=ref("Notification"),
         errors=("404", "409"), description="Only failed, exhausted or undeliverable notifications.")}
     # system
-    paths["/system/jobs"] = {"get": op("Worker jobs and delivery channels", "system", schema=ref("SystemJobs"))}
+    paths["/system/jobs"] = {"get": op("Worker jobs and delivery channels", "system",
+                                       schema=ref("SystemJobs"))}
     paths["/openapi.json"] = {"get": op("This document", "system", schema={"type": "object"})}
     for path, item in paths.items():
         names = PATH_PARAM.findall(path)
@@ -461,8 +471,8 @@ def ingestion_paths() -> dict:
         for status in ("400", "401", "413", "422"):
             responses[status] = _error(status)
         responses["403"] = {"description": "The alert source is inactive", "content": _json(ref("Error"))}
-        responses["429"] = {"description": "The source is over its rate limit", "content": _json(ref("Error")),
-                            "headers": {"Retry-After": {"schema": STR}}}
+        responses["429"] = {"description": "The source is over its rate limit",
+                            "content": _json(ref("Error")), "headers": {"Retry-After": {"schema": STR}}}
         return {"post": {"summary": summary, "tags": ["ingestion"], "security": security,
                          "requestBody": {"required": True, "content": _json(body)}, "responses": responses}}
 
@@ -472,8 +482,8 @@ def ingestion_paths() -> dict:
         "/alerts": ingest("Send a generic JSON alert", ref("GenericAlert"), ref("IngestResult")),
         "/webhooks/grafana": ingest("Grafana alert webhook", sender_body, group, ()),
         "/webhooks/alertmanager": ingest("Prometheus Alertmanager webhook", sender_body, group, ()),
-        "/webhooks/cloudwatch": ingest("CloudWatch alarm via SNS (and SNS subscription messages)", sender_body,
-                                       group, ()),
+        "/webhooks/cloudwatch": ingest("CloudWatch alarm via SNS (and SNS subscription messages)",
+                                       sender_body, group, ()),
     }
     pagerduty = ingest("PagerDuty Events API v2 event", sender_body, {"type": "object"}, ("202",))
     del pagerduty["post"]["responses"]["200"]

@@ -29,7 +29,8 @@ def serialize_schedule(schedule: Schedule) -> dict:
 
 def serialize_entry(entry: ScheduleEntry) -> dict:
     return {"id": entry.id, "schedule_id": entry.schedule_id, "user_id": entry.user_id,
-            "starts_at": ts(entry.starts_at), "ends_at": ts(entry.ends_at), "created_at": ts(entry.created_at)}
+            "starts_at": ts(entry.starts_at), "ends_at": ts(entry.ends_at),
+            "created_at": ts(entry.created_at)}
 
 
 def serialize_override(override: ScheduleOverride) -> dict:
@@ -94,7 +95,8 @@ def read_schedule(schedule_id: int):
 def update_schedule_view(schedule_id: int):
     """Change name, zone, description or team (null detaches it)."""
     data = body_fields(SCHEDULE_FIELDS)
-    schedule = svc.update_schedule(db.session, svc.get_schedule(db.session, schedule_id), **_schedule_args(data))
+    schedule = svc.get_schedule(db.session, schedule_id)
+    schedule = svc.update_schedule(db.session, schedule, **_schedule_args(data))
     db.session.commit()
     return jsonify(serialize_schedule(schedule))
 
@@ -133,7 +135,8 @@ def schedule_shifts(schedule_id: int):
 def list_entries(schedule_id: int):
     """Entries by id, optionally only those overlapping `?from=&to=`; paginated."""
     schedule = svc.get_schedule(db.session, schedule_id)
-    query = _window_filter(select(ScheduleEntry).where(ScheduleEntry.schedule_id == schedule.id), ScheduleEntry)
+    query = _window_filter(select(ScheduleEntry).where(ScheduleEntry.schedule_id == schedule.id),
+                           ScheduleEntry)
     return jsonify(paginate(db.session, query, ScheduleEntry.id, "api.list_entries", serialize_entry,
                             schedule_id=schedule.id))
 
@@ -152,7 +155,8 @@ def create_entry_view(schedule_id: int):
 @bp.get("/schedules/<int:schedule_id>/entries/<int:entry_id>")
 def read_entry(schedule_id: int, entry_id: int):
     """One entry."""
-    return jsonify(serialize_entry(svc.get_entry(db.session, svc.get_schedule(db.session, schedule_id), entry_id)))
+    schedule = svc.get_schedule(db.session, schedule_id)
+    return jsonify(serialize_entry(svc.get_entry(db.session, schedule, entry_id)))
 
 
 @bp.patch("/schedules/<int:schedule_id>/entries/<int:entry_id>")
@@ -170,7 +174,8 @@ def update_entry_view(schedule_id: int, entry_id: int):
 @bp.delete("/schedules/<int:schedule_id>/entries/<int:entry_id>")
 def delete_entry_view(schedule_id: int, entry_id: int):
     """Delete an entry."""
-    svc.delete_entry(db.session, svc.get_entry(db.session, svc.get_schedule(db.session, schedule_id), entry_id))
+    schedule = svc.get_schedule(db.session, schedule_id)
+    svc.delete_entry(db.session, svc.get_entry(db.session, schedule, entry_id))
     db.session.commit()
     return no_content()
 

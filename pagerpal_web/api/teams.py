@@ -22,8 +22,8 @@ def serialize_team(team: Team) -> dict:
 @bp.get("/teams")
 def list_teams():
     """Teams by id, paginated."""
-    return jsonify(paginate(db.session, select(Team).options(
-        selectinload(Team.memberships).selectinload(TeamMembership.user)), Team.id, "api.list_teams", serialize_team))
+    query = select(Team).options(selectinload(Team.memberships).selectinload(TeamMembership.user))
+    return jsonify(paginate(db.session, query, Team.id, "api.list_teams", serialize_team))
 
 
 @bp.post("/teams")

@@ -18,8 +18,8 @@ from pagerpal_core.services.users import (EMAIL_RE, create_user, deactivate_user
                                           validate_contact)
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.api import bp
-from pagerpal_web.api.common import (body_fields, check_types, created, current_api_user, no_content, paginate,
-                                     query_instant, ts)
+from pagerpal_web.api.common import (body_fields, check_types, created, current_api_user, no_content,
+                                     paginate, query_instant, ts)
 from pagerpal_web.api.oncall import serialize_shift
 from pagerpal_web.extensions import db
 
@@ -59,7 +59,8 @@ def keep_a_login_admin() -> None:
 @bp.get("/users")
 def list_users():
     """Users by id, paginated."""
-    return jsonify(paginate(db.session, select(User).options(selectinload(User.contact_methods)), User.id, "api.list_users", serialize_user))
+    query = select(User).options(selectinload(User.contact_methods))
+    return jsonify(paginate(db.session, query, User.id, "api.list_users", serialize_user))
 
 
 @bp.get("/users/<int:user_id>")

@@ -8,7 +8,7 @@ from tests.web.conftest import basic, make_account  # noqa: F401  (fixture re-ex
 
 
 @pytest.fixture
-def accounts(make_account):
+def accounts(make_account):  # noqa: F811  (the fixture, not the import)
     """One account per role plus Basic-auth headers: accounts["admin"] → headers."""
     return {role: basic(make_account(role=role).email) for role in ("viewer", "responder", "admin")}
 

@@ -30,15 +30,19 @@ def seed(app, *, admin_email: str | None = None) -> dict:
                                                                  "destination": "p@example.test"}])
         team = teams.create_team(session, name="Fuzz team")
         teams.add_team_member(session, team, person)
-        schedule = schedules.create_schedule(session, name="Fuzz schedule", timezone="Europe/Berlin", team=team)
-        entry = schedules.create_entry(session, schedule, user=person, starts_at=now, ends_at=now + timedelta(hours=8))
+        schedule = schedules.create_schedule(session, name="Fuzz schedule", timezone="Europe/Berlin",
+                                             team=team)
+        entry = schedules.create_entry(session, schedule, user=person, starts_at=now,
+                                       ends_at=now + timedelta(hours=8))
         override = schedules.create_override(session, schedule, user=person, starts_at=now,
                                              ends_at=now + timedelta(hours=1))
-        rotation = schedules.create_rotation(session, schedule, start_date=date.today(), participants=[person])
+        rotation = schedules.create_rotation(session, schedule, start_date=date.today(),
+                                             participants=[person])
         policy = escalation.create_policy(session, name="Fuzz policy", levels=[
             {"delay_minutes": 5, "targets": [{"type": "schedule", "id": schedule.id}]}])
         level = policy.levels[0]
-        source = alert_sources.create_alert_source(session, name="Fuzz source", policy_id=policy.id, now=now).source
+        source = alert_sources.create_alert_source(session, name="Fuzz source", policy_id=policy.id,
+                                                   now=now).source
         incident = Incident(title="Fuzz incident", alert_source_id=source.id, external_id="fuzz-1",
                             severity="high", status="triggered", policy_id=policy.id, created_at=now,
                             updated_at=now, last_seen_at=now)

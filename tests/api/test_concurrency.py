@@ -21,8 +21,8 @@ def test_concurrent_acknowledges_give_one_event_and_one_409(app, live_server, ma
         now = datetime.now(timezone.utc)
         incident_ids = []
         for n in range(ROUNDS):
-            incident = Incident(title=f"Race {n}", external_id=f"race-{n}", severity="critical", status="triggered",
-                                created_at=now, updated_at=now, last_seen_at=now)
+            incident = Incident(title=f"Race {n}", external_id=f"race-{n}", severity="critical",
+                                status="triggered", created_at=now, updated_at=now, last_seen_at=now)
             db.session.add(incident)
             db.session.flush()
             incident_ids.append(incident.id)
@@ -32,20 +32,21 @@ def test_concurrent_acknowledges_give_one_event_and_one_409(app, live_server, ma
         barrier = threading.Barrier(len(people), timeout=10)
         answers: dict[int, requests.Response] = {}
 
-        def acknowledge(i: int) -> None:
+        def acknowledge(i: int, url=f"{live_server.url}/api/v1/incidents/{incident_id}", barrier=barrier,
+                        answers=answers) -> None:
             session = requests.Session()
             session.auth = (people[i].email, PASSWORD)
-            session.get(f"{live_server.url}/api/v1/incidents/{incident_id}", timeout=10)  # warm the auth cache
+            session.get(url, timeout=10)  # warm the credential cache, so both posts start level
             barrier.wait()
-            answers[i] = session.post(f"{live_server.url}/api/v1/incidents/{incident_id}/acknowledge",
-                                      json={}, timeout=30)
+            answers[i] = session.post(f"{url}/acknowledge", json={}, timeout=30)
 
         threads = [threading.Thread(target=acknowledge, args=(i,)) for i in range(len(people))]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(timeout=60)
-        assert sorted(r.status_code for r in answers.values()) == [200, 409], [r.text for r in answers.values()]
+        statuses = sorted(r.status_code for r in answers.values())
+        assert statuses == [200, 409], [r.text for r in answers.values()]
         loser = next(r for r in answers.values() if r.status_code == 409)
         assert loser.json()["error"]["code"] == "conflict"
         assert "acknowledged" in loser.json()["error"]["message"]

@@ -112,25 +112,29 @@ def test_actions_with_acting_as(client, admin, accounts, make_account, make_inci
     assert kinds == ["acknowledged", "note", "reassigned", "resolved", "reopened", "unrouted"]
     assert detail["timeline"][0]["actor"] == "Phone-only Pat"
     assert "freed space" in detail["timeline"][3]["message"]
-    assert [n["message"] for n in client.get(f"{base}/notes", headers=admin).json["items"]] == ["looking at it"]
+    notes = client.get(f"{base}/notes", headers=admin).json["items"]
+    assert [n["message"] for n in notes] == ["looking at it"]
 
 
 def test_notification_retry(app, client, accounts, make_incident, make_account):
     person = make_account()
     incident = make_incident("Paged")
     with app.app_context():
-        rows = [Notification(incident_id=incident, user_id=person.id, channel="sms", destination="+14155550123",
-                             status=status, subject="s", body="b", attempts=3, last_error="boom")
+        rows = [Notification(incident_id=incident, user_id=person.id, channel="sms",
+                             destination="+14155550123", status=status, subject="s", body="b", attempts=3,
+                             last_error="boom")
                 for status in ("failed", "pending")]
         db.session.add_all(rows)
         db.session.commit()
         failed, pending = (row.id for row in rows)
     assert client.post(f"/api/v1/notifications/{failed}/retry", headers=accounts["viewer"]).status_code == 403
     retried = client.post(f"/api/v1/notifications/{failed}/retry", headers=accounts["responder"])
-    assert retried.status_code == 200 and retried.json["status"] == "pending" and retried.json["attempts"] == 0
+    assert retried.status_code == 200
+    assert retried.json["status"] == "pending" and retried.json["attempts"] == 0
     refused = client.post(f"/api/v1/notifications/{pending}/retry", headers=accounts["responder"])
     assert refused.status_code == 409 and "pending" in refused.json["error"]["message"]
-    listed = client.get(f"/api/v1/notifications?incident={incident}&status=pending", headers=accounts["viewer"])
+    listed = client.get(f"/api/v1/notifications?incident={incident}&status=pending",
+                        headers=accounts["viewer"])
     assert sorted(ids(listed)) == sorted([failed, pending])
     detail = client.get(f"/api/v1/incidents/{incident}", headers=accounts["viewer"]).json
     assert len(detail["notifications"]) == 2 and detail["timeline"][-1]["kind"] == "notification_retry"

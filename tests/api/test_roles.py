@@ -42,7 +42,8 @@ def test_every_route_for_every_role(app, client, make_account):
             got = str(response.status_code) if response.status_code in (401, 403) else "allowed"
             seen[got] += 1
             if got != expected or response.status_code >= 500:
-                mismatches.append((method, path, identity, response.status_code, response.get_data(as_text=True)[:200]))
+                body = response.get_data(as_text=True)[:200]
+                mismatches.append((method, path, identity, response.status_code, body))
             if got == "403":
                 assert needed in response.json["error"]["message"]
     assert mismatches == []

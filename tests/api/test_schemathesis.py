@@ -8,6 +8,8 @@ schemas the OpenAPI document declares.
 
 from __future__ import annotations
 
+import os
+
 import requests
 from hypothesis import HealthCheck, Phase, given, settings
 
@@ -15,7 +17,7 @@ from pagerpal_web.api.openapi import build_openapi
 from tests.api.seed import seed
 from tests.factories import PASSWORD
 
-EXAMPLES = 5
+EXAMPLES = int(os.environ.get("PAGERPAL_FUZZ_EXAMPLES", "5"))
 
 
 def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(app, live_server):
@@ -45,7 +47,8 @@ def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(app, live_ser
         try:
             case.validate_response(response, checks=checks)
         except Exception as exc:  # schemathesis reports every failed check in one error
-            failures.append(f"{case.method} {case.formatted_path} → {response.status_code}: {str(exc)[:1500]}")
+            failures.append(f"{case.method} {case.formatted_path} → {response.status_code}: "
+                            f"{str(exc)[:1500]}")
             raise
 
     for result in schema.get_all_operations():
@@ -71,6 +74,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(app, live_ser
     assert ran > 100
     assert failures == []
     # The seeded ids must have let most operations succeed at least once, or the run proved little.
-    total = sum(1 for r in schema.get_all_operations() if "ingestion" not in r.ok().definition.raw.get("tags", []))
+    total = sum(1 for r in schema.get_all_operations()
+                if "ingestion" not in r.ok().definition.raw.get("tags", []))
     print(f"schemathesis: {ran} calls, {len(succeeded)}/{total} operations answered 2xx at least once")
     assert len(succeeded) >= 0.8 * total, sorted(succeeded)

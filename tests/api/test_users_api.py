@@ -21,7 +21,8 @@ def test_create_identity_update_and_read(client, admin):
     assert patched.status_code == 200
     assert patched.json["name"] == "Ada Lovelace" and patched.json["timezone"] == "Europe/London"
     assert patched.json["role"] == "viewer" and patched.json["can_log_in"] is True
-    assert client.get("/api/v1/users", headers=basic("ada@example.test", "a-long-enough-password")).status_code == 200
+    ada = basic("ada@example.test", "a-long-enough-password")
+    assert client.get("/api/v1/users", headers=ada).status_code == 200
 
     removed = client.patch(f"/api/v1/users/{user['id']}", headers=admin, json={"password": None})
     assert removed.json["can_log_in"] is False
@@ -109,3 +110,14 @@ def test_pagination_is_keyset_and_stable_under_inserts(client, admin):
     for bad in ("limit=0", "limit=201", "limit=x", "after=-1"):
         response = client.get(f"/api/v1/users?{bad}", headers=admin)
         assert response.status_code == 422, bad
+
+
+def test_text_the_database_cannot_store_is_422_not_500(client, admin):
+    for bad in ({"email": "nul@example.test", "name": "a\u0000b"}, {"email": "s@example.test", "name": "\ud800"},
+                {"email": "big@example.test", "contact_methods": [{"channel": "sms", "destination": "x",
+                                                                   "id": 2**40}]}):
+        response = client.post("/api/v1/users", headers=admin, json=bad)
+        assert response.status_code == 422, response.json
+        assert response.json["error"]["fields"]
+    assert client.get("/api/v1/incidents?text=%00", headers=admin).status_code == 422
+    assert client.get(f"/api/v1/users/{2**40}", headers=admin).status_code == 404
