@@ -109,12 +109,14 @@ def _insert_if_no_open(dialect_insert):
     # Named SQL: open an incident unless (source, external id) already has an open one.
     # The conflict target names the partial unique index by its columns and its exact
     # predicate; PostgreSQL and SQLite both pick an arbiter index only on an identical
-    # WHERE clause, which is why the predicate is one shared constant. Built once per
-    # dialect and executed with a parameter dict, so its compiled form is cached.
-    return (dialect_insert(_incidents)
-            .on_conflict_do_nothing(index_elements=["alert_source_id", "external_id"],
-                                    index_where=text(OPEN_INCIDENT_PREDICATE))
-            .returning(_incidents.c.id))
+    # WHERE clause, which is why the predicate is one shared constant. RETURNING the whole
+    # row loads the new Incident without a second query; built once per dialect and run
+    # with a parameter dict, so its compiled form is cached.
+    return select(Incident).from_statement(
+        dialect_insert(_incidents)
+        .on_conflict_do_nothing(index_elements=["alert_source_id", "external_id"],
+                                index_where=text(OPEN_INCIDENT_PREDICATE))
+        .returning(*_incidents.c))
 
 
 INSERT_IF_NO_OPEN = {"postgresql": _insert_if_no_open(postgresql.insert),
@@ -155,14 +157,13 @@ def _trigger(session: Session, source: AlertSource, event: AlertEvent, *, now: d
     # someone else; then the insert is tried again and succeeds. Three rounds are plenty.
     insert_stmt = INSERT_IF_NO_OPEN["postgresql" if is_postgres(session) else "sqlite"]
     for _ in range(3):
-        new_id = session.execute(insert_stmt, values).scalar()
-        if new_id is not None:
-            incident = session.get(Incident, new_id)
+        incident = session.scalars(insert_stmt, values).first()
+        if incident is not None:
             incident_actions.trigger_incident(
                 session, incident, actor=source, now=now, base_url=base_url,
                 detail={"external_id": event.external_id, "source_severity": event.severity,
                         "payload": event.raw})
-            return IngestResult(CREATED, event.external_id, new_id, "incident opened", 1)
+            return IngestResult(CREATED, event.external_id, incident.id, "incident opened", 1)
         params = {"match_source_id": source.id, "match_external_id": event.external_id, "now": now}
         row = session.execute(COUNT_REPEAT, params).one_or_none()
         if row is not None:
