@@ -113,7 +113,8 @@ def test_pagination_is_keyset_and_stable_under_inserts(client, admin):
 
 
 def test_text_the_database_cannot_store_is_422_not_500(client, admin):
-    for bad in ({"email": "nul@example.test", "name": "a\u0000b"}, {"email": "s@example.test", "name": "\ud800"},
+    for bad in ({"email": "nul@example.test", "name": "a\u0000b"},
+                {"email": "s@example.test", "name": "\ud800"},
                 {"email": "big@example.test", "contact_methods": [{"channel": "sms", "destination": "x",
                                                                    "id": 2**40}]}):
         response = client.post("/api/v1/users", headers=admin, json=bad)
