@@ -58,8 +58,8 @@ def _bucket_args() -> dict:
             "refill_per_second": config.alert_source_rate_limit_refill_per_second}
 
 
-def _refuse(source: AlertSource, retry_after: int):
-    raise RateLimited(f"alert source {source.name!r} is over its rate limit; retry in {retry_after} s",
+def _refuse(source_name: str, retry_after: int):
+    raise RateLimited(f"alert source {source_name!r} is over its rate limit; retry in {retry_after} s",
                       retry_after=retry_after)
 
 
@@ -67,7 +67,7 @@ def check_rate_limit(source: AlertSource) -> None:
     """429 at once when the source's bucket (as just read) is empty: no parsing, no writes."""
     result = peek_bucket(source, now=utcnow(), **_bucket_args())
     if not result.allowed:
-        _refuse(source, result.retry_after)
+        _refuse(source.name, result.retry_after)
 
 
 def ingest(source: AlertSource, kind: str, body) -> tuple[list, dict | None]:
@@ -82,8 +82,9 @@ def ingest(source: AlertSource, kind: str, body) -> tuple[list, dict | None]:
     # Last statement before the commit: the source row is locked only for the commit.
     bucket = take_token(db.session, source.id, now=now, **_bucket_args())
     if not bucket.allowed:  # another request took the last token since check_rate_limit
+        name = source.name
         db.session.rollback()
-        _refuse(source, bucket.retry_after)
+        _refuse(name, bucket.retry_after)
     db.session.commit()
     count_alerts(source.name, (r.outcome for r in results))
     log.info("alerts ingested", extra=log_fields(
