@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
+import signal
 import sys
 
 from pagerpal_core.db import make_engine, make_session_factory
@@ -88,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pagerpal-worker: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level, settings.secret_values())
+    # `kill -USR1 <pid>` prints every thread's stack to stderr: how to see where a stuck
+    # worker is stuck, without stopping it.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     return run_worker(settings, once=args.once)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 
 log = logging.getLogger("pagerpal.worker")
 
@@ -22,9 +23,14 @@ def notify(state: str) -> bool:
         address = "\0" + address[1:]
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            # Never block: if the receiver's queue is full, dropping one ping beats freezing
+            # the loop (and its shutdown) until someone reads.
+            sock.setblocking(False)
             sock.connect(address)
-            sock.sendall(state.encode("utf-8"))
+            sock.send(state.encode("utf-8"))
         return True
+    except BlockingIOError:
+        return False
     except OSError as exc:
         # A missing socket must not take the worker down; systemd will notice on its own.
         log.warning("sd_notify failed", extra={"fields": {"state": state, "error": str(exc)}})
@@ -36,8 +42,17 @@ def ready() -> bool:
     return notify("READY=1")
 
 
+_last_watchdog = 0.0
+WATCHDOG_MIN_SECONDS = 1.0
+
+
 def watchdog() -> bool:
-    """Still alive (WatchdogSec= restarts the unit when these stop coming)."""
+    """Still alive (WatchdogSec= restarts the unit when these stop coming); at most once a second."""
+    global _last_watchdog
+    now = time.monotonic()
+    if not os.environ.get("NOTIFY_SOCKET") or now - _last_watchdog < WATCHDOG_MIN_SECONDS:
+        return False
+    _last_watchdog = now
     return notify("WATCHDOG=1")
 
 

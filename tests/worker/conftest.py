@@ -173,7 +173,13 @@ class WorkerProcess:
             self.proc.send_signal(sig)
 
     def wait(self, timeout: float) -> int:
-        code = self.proc.wait(timeout=timeout)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGUSR1)  # faulthandler: dump every thread's stack
+            time.sleep(1)
+            pytest.fail(f"{self.name} still running after {timeout}s; its last lines:\n"
+                        + "\n".join(self.raw[-60:]))
         self._reader.join(timeout=5)
         return code
 

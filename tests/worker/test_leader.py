@@ -113,7 +113,12 @@ def test_sd_notify_sends_datagrams(tmp_path, monkeypatch):
         server.bind(path)
         server.settimeout(5)
         monkeypatch.setenv("NOTIFY_SOCKET", path)
+        monkeypatch.setattr(systemd, "_last_watchdog", 0.0)
         assert systemd.ready() and systemd.watchdog() and systemd.stopping()
         assert [server.recv(100) for _ in range(3)] == [b"READY=1", b"WATCHDOG=1", b"STOPPING=1"]
+        assert systemd.watchdog() is False  # pings are spaced at least a second apart
+        # Nobody reading: once the queue is full, notify drops the message instead of blocking.
+        results = [systemd.notify("STATUS=busy") for _ in range(1000)]
+        assert results[0] is True and results[-1] is False
     monkeypatch.delenv("NOTIFY_SOCKET")
     assert systemd.ready() is False
