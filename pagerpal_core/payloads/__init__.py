@@ -185,6 +185,27 @@ PARSERS = {
 }
 
 
+def storable(value):
+    """`value` with every string made storable: NUL characters (PostgreSQL refuses them)
+    and lone surrogates (valid in a JSON escape, not in UTF-8) become U+FFFD.
+
+    An alert with odd bytes is still an alert: it is cleaned, never rejected.
+    """
+    if isinstance(value, str):
+        if "\x00" in value:
+            value = value.replace("\x00", "\ufffd")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            value = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return value
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable(item) for item in value]
+    return value
+
+
 def parse_payload(kind: str, body) -> ParsedPayload:
     """Parse `body` (decoded JSON) as format `kind`; raises Invalid on bad input."""
-    return PARSERS[kind](body)
+    return PARSERS[kind](storable(body))

@@ -431,3 +431,14 @@ def test_alert_sources_cli_shows_key_once(runner, app):
     client = app.test_client()
     assert post(client, "/api/v1/alerts", {"title": "x"}, key).status_code == 401
     assert post(client, "/api/v1/alerts", {"title": "x"}, new_key).status_code == 201
+
+
+def test_nul_and_lone_surrogates_are_cleaned_not_refused(client, source, incidents):
+    """PostgreSQL cannot store NUL or lone surrogates; the alert is still accepted, cleaned."""
+    raw = b'{"title": "disk\\u0000 full \\ud800", "external_id": "nul\\u0000id", "details": {"k\\u0000": "v\\udfff"}}'
+    response = post(client, "/api/v1/alerts", None, source.key, raw=raw)
+    assert response.status_code == 201, response.get_json()
+    [incident] = incidents()
+    assert incident.title == "disk\ufffd full \ufffd"
+    assert incident.details == {"k\ufffd": "v\ufffd"}
+    assert "\x00" not in incident.external_id
