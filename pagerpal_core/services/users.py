@@ -15,6 +15,7 @@ from pagerpal_core.models import AppState, ContactMethod, Incident, User
 from pagerpal_core.models.incidents import OPEN_STATUSES
 from pagerpal_core.models.users import CHANNELS, ROLES
 from pagerpal_core.security import hash_password, password_problem, verify_password
+from pagerpal_core.services.config_fields import UNSET, clean_text, clean_timezone, raise_if
 from pagerpal_core.services.timeline import record_event
 from pagerpal_core.timeutil import utcnow
 
@@ -193,3 +194,108 @@ def reactivate_user(session: Session, user: User) -> User:
     user.deactivated_at = None
     session.flush()
     return user
+
+
+# --- profile changes --------------------------------------------------------------------
+
+def ensure_login_admin(session: Session) -> None:
+    """Refuse (Conflict) a change that leaves nobody able to sign in as admin."""
+    session.flush()
+    if not has_login_admin(session):
+        raise Conflict("this change would leave no active admin who can log in; promote someone else first")
+
+
+def update_user(session: Session, user: User, *, name=UNSET, email=UNSET, timezone=UNSET, role=UNSET,
+                password=UNSET) -> User:
+    """Change any of name, email, time zone, role, password (None removes the login).
+
+    Validates everything before changing anything; refuses to leave no login-enabled admin.
+    """
+    errors: dict = {}
+    if name is not UNSET:
+        name = clean_text(name, "name", errors, max_len=200)
+    if timezone is not UNSET:
+        timezone = clean_timezone(timezone, "timezone", errors)
+    if email is not UNSET and (not isinstance(email, str) or not EMAIL_RE.match(normalize_email(email))
+                               or len(email) > 254):
+        errors["email"] = "must be an email address of at most 254 characters"
+    if role is not UNSET and role not in ROLES:
+        errors["role"] = f"must be one of {', '.join(ROLES)}"
+    if password not in (UNSET, None):
+        problem = password_problem(password)
+        if problem:
+            errors["password"] = problem
+    raise_if(errors, "invalid user")
+    if role is not UNSET:
+        set_role(session, user, role)
+    if password is not UNSET:
+        set_password(session, user, password)
+    if name is not UNSET:
+        user.name = name
+    if timezone is not UNSET:
+        user.timezone = timezone
+    if email is not UNSET:
+        try:
+            with session.begin_nested():
+                user.email = email.strip()
+                session.flush()
+        except IntegrityError:
+            raise Conflict(f"a user with email {email.strip()} already exists",
+                           fields={"email": "already in use"}) from None
+    ensure_login_admin(session)
+    return user
+
+
+# --- contact methods ------------------------------------------------------------------
+
+def _contact_problem(channel, destination) -> dict:
+    problem = validate_contact(channel, destination)
+    if not problem:
+        return {}
+    return {"channel" if problem.startswith("channel must") else "destination": problem}
+
+
+def _save_contact(session: Session, method: ContactMethod) -> ContactMethod:
+    # The unique key on (user, channel, destination) decides duplicates.
+    try:
+        with session.begin_nested():
+            session.add(method)
+            session.flush()
+    except IntegrityError:
+        raise Conflict(f"this user already has {method.channel} contact {method.destination}",
+                       fields={"destination": "this user already has that contact method"}) from None
+    return method
+
+
+def get_contact_method(session: Session, user: User, method_id: int) -> ContactMethod:
+    """`user`'s contact method `method_id`, or NotFound."""
+    method = session.get(ContactMethod, method_id) if isinstance(method_id, int) else None
+    if method is None or method.user_id != user.id:
+        raise NotFound(f"contact method {method_id} not found for user {user.id}")
+    return method
+
+
+def add_contact_method(session: Session, user: User, *, channel: str, destination: str,
+                       enabled: bool = True) -> ContactMethod:
+    """Add a way to reach `user`: sms/whatsapp to an E.164 number, or email."""
+    raise_if(_contact_problem(channel, destination), "invalid contact method")
+    return _save_contact(session, ContactMethod(user_id=user.id, channel=channel,
+                                                destination=destination.strip(), enabled=bool(enabled)))
+
+
+def update_contact_method(session: Session, method: ContactMethod, *, channel=UNSET, destination=UNSET,
+                          enabled=UNSET) -> ContactMethod:
+    """Change a contact method's channel, destination or on/off switch."""
+    channel = method.channel if channel is UNSET else channel
+    destination = method.destination if destination is UNSET else destination
+    raise_if(_contact_problem(channel, destination), "invalid contact method")
+    method.channel, method.destination = channel, destination.strip()
+    if enabled is not UNSET:
+        method.enabled = bool(enabled)
+    return _save_contact(session, method)
+
+
+def remove_contact_method(session: Session, method: ContactMethod) -> None:
+    """Delete a contact method; notifications already written keep their destination."""
+    session.delete(method)
+    session.flush()

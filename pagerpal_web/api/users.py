@@ -7,15 +7,14 @@ drops them out of paging at once and keeps every timeline entry that names them.
 from flask import jsonify
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
-from sqlalchemy.exc import IntegrityError
 
-from pagerpal_core.errors import Conflict, Invalid, NotFound
 from pagerpal_core.models import ContactMethod, User
-from pagerpal_core.services.config_fields import clean_text, clean_timezone, raise_if
+from pagerpal_core.services.config_fields import raise_if
 from pagerpal_core.services.oncall import user_shifts_between
-from pagerpal_core.services.users import (EMAIL_RE, create_user, deactivate_user, get_user, has_login_admin,
-                                          normalize_email, reactivate_user, set_password, set_role,
-                                          validate_contact)
+from pagerpal_core.services.users import (add_contact_method, create_user, deactivate_user, ensure_login_admin,
+                                          get_contact_method, get_user, reactivate_user, remove_contact_method,
+                                          update_user)
+from pagerpal_core.services.users import update_contact_method as change_contact_method
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.api import bp
 from pagerpal_web.api.common import (body_fields, check_types, created, current_api_user, no_content,
@@ -47,13 +46,6 @@ def user_ref(user: User | None) -> dict | None:
     if user is None:
         return None
     return {"id": user.id, "name": user.name, "email": user.email, "active": user.active}
-
-
-def keep_a_login_admin() -> None:
-    """Refuse a change that would leave nobody able to administer PagerPal over the API or UI."""
-    db.session.flush()
-    if not has_login_admin(db.session):
-        raise Conflict("this change would leave no active admin who can log in; promote someone else first")
 
 
 @bp.get("/users")
@@ -89,31 +81,7 @@ def update_user_view(user_id: int):
     user = get_user(db.session, user_id)
     data = body_fields(UPDATE_FIELDS)
     check_types(data, email="string", name="string", role="string", password="string?", timezone="string")
-    errors: dict = {}
-    if "name" in data:
-        name = clean_text(data["name"], "name", errors, max_len=200)
-    if "timezone" in data:
-        timezone = clean_timezone(data["timezone"], "timezone", errors)
-    if "email" in data and (not EMAIL_RE.match(normalize_email(data["email"])) or len(data["email"]) > 254):
-        errors["email"] = "must be an email address of at most 254 characters"
-    raise_if(errors, "invalid user")
-    if "role" in data:
-        set_role(db.session, user, data["role"])
-    if "password" in data:
-        set_password(db.session, user, data["password"])
-    if "name" in data:
-        user.name = name
-    if "timezone" in data:
-        user.timezone = timezone
-    if "email" in data:
-        try:
-            with db.session.begin_nested():
-                user.email = data["email"].strip()
-                db.session.flush()
-        except IntegrityError:
-            raise Conflict(f"a user with email {data['email'].strip()} already exists",
-                           fields={"email": "already in use"}) from None
-    keep_a_login_admin()
+    update_user(db.session, user, **data)
     db.session.commit()
     return jsonify(serialize_user(user))
 
@@ -122,7 +90,7 @@ def update_user_view(user_id: int):
 def deactivate_user_view(user_id: int):
     """Deactivate: no login, no paging; history and timeline entries stay."""
     user = deactivate_user(db.session, get_user(db.session, user_id), actor=current_api_user(), now=utcnow())
-    keep_a_login_admin()
+    ensure_login_admin(db.session)
     db.session.commit()
     return jsonify(serialize_user(user))
 
@@ -148,23 +116,6 @@ def user_shifts(user_id: int):
 
 # --- contact methods -----------------------------------------------------------------
 
-def _contact(user: User, method_id: int) -> ContactMethod:
-    method = db.session.get(ContactMethod, method_id)
-    if method is None or method.user_id != user.id:
-        raise NotFound(f"contact method {method_id} not found for user {user.id}")
-    return method
-
-
-def _save_contact(method: ContactMethod) -> None:
-    try:
-        with db.session.begin_nested():
-            db.session.add(method)
-            db.session.flush()
-    except IntegrityError:
-        raise Conflict(f"user {method.user_id} already has {method.channel} contact {method.destination}",
-                       fields={"destination": "already present"}) from None
-
-
 @bp.get("/users/<int:user_id>/contact-methods")
 def list_contact_methods(user_id: int):
     """A user's contact methods."""
@@ -178,13 +129,7 @@ def create_contact_method(user_id: int):
     user = get_user(db.session, user_id)
     data = body_fields(CONTACT_FIELDS, needed=("channel", "destination"))
     check_types(data, channel="string", destination="string", enabled="boolean")
-    problem = validate_contact(data["channel"], data["destination"])
-    if problem:
-        raise Invalid("invalid contact method",
-                      fields={"channel" if "channel must" in problem else "destination": problem})
-    method = ContactMethod(user_id=user.id, channel=data["channel"], destination=data["destination"].strip(),
-                           enabled=data.get("enabled", True))
-    _save_contact(method)
+    method = add_contact_method(db.session, user, **data)
     db.session.commit()
     return created(serialize_contact(method), "api.read_contact_method", user_id=user.id, method_id=method.id)
 
@@ -192,24 +137,16 @@ def create_contact_method(user_id: int):
 @bp.get("/users/<int:user_id>/contact-methods/<int:method_id>")
 def read_contact_method(user_id: int, method_id: int):
     """One contact method."""
-    return jsonify(serialize_contact(_contact(get_user(db.session, user_id), method_id)))
+    return jsonify(serialize_contact(get_contact_method(db.session, get_user(db.session, user_id), method_id)))
 
 
 @bp.patch("/users/<int:user_id>/contact-methods/<int:method_id>")
 def update_contact_method(user_id: int, method_id: int):
     """Change a contact method's destination or switch it on or off."""
-    method = _contact(get_user(db.session, user_id), method_id)
+    method = get_contact_method(db.session, get_user(db.session, user_id), method_id)
     data = body_fields(CONTACT_FIELDS)
     check_types(data, channel="string", destination="string", enabled="boolean")
-    channel, destination = data.get("channel", method.channel), data.get("destination", method.destination)
-    problem = validate_contact(channel, destination)
-    if problem:
-        raise Invalid("invalid contact method",
-                      fields={"channel" if "channel must" in problem else "destination": problem})
-    method.channel, method.destination = channel, destination.strip()
-    if "enabled" in data:
-        method.enabled = data["enabled"]
-    _save_contact(method)
+    change_contact_method(db.session, method, **data)
     db.session.commit()
     return jsonify(serialize_contact(method))
 
@@ -217,7 +154,6 @@ def update_contact_method(user_id: int, method_id: int):
 @bp.delete("/users/<int:user_id>/contact-methods/<int:method_id>")
 def delete_contact_method(user_id: int, method_id: int):
     """Remove a contact method (past notifications keep their destination)."""
-    method = _contact(get_user(db.session, user_id), method_id)
-    db.session.delete(method)
+    remove_contact_method(db.session, get_contact_method(db.session, get_user(db.session, user_id), method_id))
     db.session.commit()
     return no_content()

@@ -5,13 +5,13 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 
-from pagerpal_core.errors import Conflict, DomainError, NotFound
-from pagerpal_core.models import ContactMethod, Incident, ScheduleEntry, TeamMembership, User
+from pagerpal_core.errors import Conflict, DomainError
+from pagerpal_core.models import Incident, ScheduleEntry, TeamMembership, User
 from pagerpal_core.models.incidents import OPEN_STATUSES
-from pagerpal_core.services.users import (create_user, deactivate_user, get_user, reactivate_user, set_role,
-                                          validate_contact)
+from pagerpal_core.services.users import (add_contact_method, create_user, deactivate_user, ensure_login_admin,
+                                          get_contact_method, get_user, reactivate_user, remove_contact_method,
+                                          set_role)
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.auth import login_required_role
 from pagerpal_web.extensions import db
@@ -86,6 +86,7 @@ def user_role(user_id: int):
         form.role.errors = ["You cannot take the admin role from yourself; ask another admin."]
         return _detail_page(user, role_form=form)
     set_role(db.session, user, form.role.data)
+    ensure_login_admin(db.session)
     db.session.commit()
     flash(f"{user.name} is now {user.role}.", "success")
     return redirect(url_for("ui.user_detail", user_id=user.id), code=303)
@@ -99,19 +100,12 @@ def user_add_contact(user_id: int):
     form = ContactForm(prefix="contact")
     if not form.validate_on_submit():
         return _detail_page(user, contact_form=form)
-    problem = validate_contact(form.channel.data, form.destination.data)
-    if problem:
-        form.destination.errors = [problem]
-        return _detail_page(user, contact_form=form)
-    method = ContactMethod(user_id=user.id, channel=form.channel.data,
-                           destination=form.destination.data.strip(), enabled=True)
     try:
-        # The unique key on (user, channel, destination) decides duplicates.
-        with db.session.begin_nested():
-            db.session.add(method)
-            db.session.flush()
-    except IntegrityError:
-        form.destination.errors = ["This user already has that contact method."]
+        method = add_contact_method(db.session, user, channel=form.channel.data,
+                                    destination=form.destination.data)
+    except DomainError as exc:
+        db.session.rollback()
+        apply_errors(form, exc)
         return _detail_page(user, contact_form=form)
     db.session.commit()
     flash(f"Added {method.channel} contact for {user.name}.", "success")
@@ -123,10 +117,7 @@ def user_add_contact(user_id: int):
 def user_delete_contact(user_id: int, method_id: int):
     """Remove one contact method; pages already queued to it are unaffected."""
     user = get_user(db.session, user_id)
-    method = db.session.get(ContactMethod, method_id)
-    if method is None or method.user_id != user.id:
-        raise NotFound(f"contact method {method_id} not found for {user.name}")
-    db.session.delete(method)
+    remove_contact_method(db.session, get_contact_method(db.session, user, method_id))
     db.session.commit()
     flash("Contact method removed.", "success")
     return redirect(url_for("ui.user_detail", user_id=user.id), code=303)
@@ -154,6 +145,7 @@ def user_deactivate(user_id: int):
         if user.id == current_user.id:
             raise Conflict("You cannot deactivate your own account; ask another admin.")
         deactivate_user(db.session, user, actor=current_user._get_current_object(), now=utcnow())
+        ensure_login_admin(db.session)
         db.session.commit()
         flash(f"{user.name} is deactivated. Check the coverage of their schedules and policies.", "success")
         return redirect(url_for("ui.user_detail", user_id=user.id), code=303)
