@@ -85,3 +85,19 @@ def clip(text: str | None, limit: int = 500) -> str | None:
     if text is None or len(text) <= limit:
         return text
     return text[: limit - 1] + "…"
+
+
+def mask_destination(destination: str | None) -> str:
+    """A destination with its middle hidden: "+49•••••5678", "a•••@example.com".
+
+    Enough to tell two phones or mailboxes apart on an incident page or timeline, not
+    enough to harvest people's numbers from it.
+    """
+    if not destination:
+        return ""
+    if "@" in destination:
+        local, _, domain = destination.partition("@")
+        return (local[:1] + "•" * max(3, len(local) - 1)) + "@" + domain
+    if len(destination) <= 6:
+        return destination[:1] + "•" * (len(destination) - 1)
+    return destination[:3] + "•" * (len(destination) - 7) + destination[-4:]

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from pagerpal_core.errors import Conflict
 from pagerpal_core.models import Incident, Notification, User
 from pagerpal_core.models.notifications import RETRYABLE_BY_HAND
-from pagerpal_core.security import clip, redact
+from pagerpal_core.security import clip, mask_destination, redact
 from pagerpal_core.services.timeline import record_event
 from pagerpal_core.wakeup import notify_new_work
 
@@ -187,7 +187,7 @@ def record_send_outcome(session: Session, notification_id: int, *, outcome: str,
     notification.lease_expires_at = None
     notification.updated_at = now
     incident = session.get(Incident, notification.incident_id) if notification.incident_id else None
-    label = f"{notification.channel} to {notification.destination}"
+    label = f"{notification.channel} to {mask_destination(notification.destination)}"
     if outcome == "accepted":
         notification.status = "sent"
         notification.sent_at = now
@@ -258,7 +258,7 @@ def retry_notification(session: Session, notification: Notification, *, actor: U
     session.flush()
     if incident is not None:
         record_event(session, incident, "notification_retry",
-                     f"Retrying the page by {notification.channel} to {notification.destination}",
+                     f"Retrying the page by {notification.channel} to {mask_destination(notification.destination)}",
                      actor=actor, detail={"notification_id": notification.id, "previous_status": previous,
                                           "last_error": notification.last_error}, now=now)
     notify_new_work(session)

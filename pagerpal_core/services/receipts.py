@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from pagerpal_core.errors import Invalid
 from pagerpal_core.models import Incident, Notification
-from pagerpal_core.security import clip
+from pagerpal_core.security import clip, mask_destination
 from pagerpal_core.services.timeline import record_event
 from pagerpal_core.timeutil import parse_iso
 
@@ -150,7 +150,7 @@ def _apply_one(session: Session, notification_id: int, group: str, provider_stat
     session.refresh(notification)
     incident = session.get(Incident, notification.incident_id) if notification.incident_id else None
     if incident is not None:
-        label = f"{notification.channel} to {notification.destination}"
+        label = f"{notification.channel} to {mask_destination(notification.destination)}"
         if new_status == "delivered":
             record_event(session, incident, "notification_delivered", f"Page by {label} delivered",
                          detail={"notification_id": notification.id, "provider_message_id":

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from pagerpal_core.errors import DomainError
 from pagerpal_core.models import User
+from pagerpal_core.security import mask_destination
 from pagerpal_core.timeutil import as_utc, utcnow
 from pagerpal_web.auth import has_role
 from pagerpal_web.extensions import db
@@ -56,20 +57,9 @@ def utc_filter(moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M UTC") -> str:
 
 
 @bp.app_template_filter("masked")
-def mask_destination(destination: str | None) -> str:
-    """A destination with its middle hidden: "+49•••••5678", "a•••@example.com".
-
-    Enough to tell two phones or mailboxes apart on the incident page, not enough to
-    harvest people's numbers from it.
-    """
-    if not destination:
-        return ""
-    if "@" in destination:
-        local, _, domain = destination.partition("@")
-        return (local[:1] + "•" * max(3, len(local) - 1)) + "@" + domain
-    if len(destination) <= 6:
-        return destination[:1] + "•" * (len(destination) - 1)
-    return destination[:3] + "•" * (len(destination) - 7) + destination[-4:]
+def masked(destination: str | None) -> str:
+    """Template filter: the destination with its middle hidden (see core's mask_destination)."""
+    return mask_destination(destination)
 
 
 def actor_choices() -> list:
