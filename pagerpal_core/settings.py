@@ -148,6 +148,8 @@ class Settings:
     instance_path: str = _setting("PAGERPAL_INSTANCE_PATH", _text, "")
     log_level: str = _setting("LOG_LEVEL", _log_level, "INFO")
     max_request_bytes: int = _setting("MAX_REQUEST_BYTES", _positive_int, "1048576")
+    # Reverse proxies in front of the app whose X-Forwarded-* headers are trusted (0 = none).
+    trusted_proxies: int = _setting("TRUSTED_PROXIES", _int, "0")
 
     notification_sending_enabled: bool = _setting("NOTIFICATION_SENDING_ENABLED", _bool, "false")
     notification_retry_worker_enabled: bool = _setting("NOTIFICATION_RETRY_WORKER_ENABLED", _bool, "true")

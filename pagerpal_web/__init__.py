@@ -68,6 +68,13 @@ def create_app(overrides: dict | None = None) -> Flask:
         PAGERPAL=settings,
     )
     app.config.update(flask_overrides)
+    if settings.trusted_proxies:
+        # Behind N proxies the client address (sign-in throttling, logs) and the scheme come
+        # from X-Forwarded-*; without this every client would share the proxy's address.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
 
     db.init_app(app)
     with app.app_context():

@@ -122,3 +122,17 @@ def test_cross_origin_form_post_is_refused(client, make_account):
     ok = client.post("/login", data={"email": user.email, "password": "correct-horse-battery",
                                      "csrf_token": token}, headers={"Origin": "http://localhost"})
     assert ok.status_code == 302
+
+
+def test_trusted_proxy_gives_each_client_its_own_throttle(make_app, make_account):
+    """Behind a proxy, X-Forwarded-For (only when trusted) separates clients' failure counts."""
+    from tests.web.conftest import login
+
+    app = make_app(TRUSTED_PROXIES="1", LOGIN_MAX_FAILURES="2")
+    user = make_account(role="admin")
+    client = app.test_client()
+    client.environ_base["HTTP_X_FORWARDED_FOR"] = "203.0.113.7"
+    assert [login(client, user.email, "wrong-password").status_code for _ in range(3)][-1] == 429
+    other = app.test_client()
+    other.environ_base["HTTP_X_FORWARDED_FOR"] = "203.0.113.8"
+    assert login(other, user.email).status_code == 302
