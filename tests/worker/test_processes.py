@@ -147,3 +147,35 @@ def test_standbys_show_in_the_job_rows(database_url, tmp_path, session, start_wo
     row = wait_until(job, 30, interval=0.25, message="the standby on the job row")
     assert row.leader_pid == leader.pid
     assert stop_all(leader, standby) == [0, 0]
+
+
+@pytest.mark.postgres_only
+def test_a_leader_whose_lock_connection_dies_stops_and_another_leads(pg_database_url, tmp_path, fake_infobip,
+                                                                    start_worker):
+    from sqlalchemy import text
+
+    from pagerpal_core.db import make_engine, make_session_factory
+
+    env = worker_env(pg_database_url, tmp_path / "instance", fake_infobip.url)
+    first = start_worker(env, "first")
+    first.wait_for_log("leading")
+    second = start_worker(env, "second")
+    second.wait_for_log("another worker leads; standing by")
+    engine = make_engine(pg_database_url)
+    try:
+        with engine.begin() as conn:
+            killed = conn.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = 'pagerpal-worker-leader' AND datname = current_database()"
+                " AND pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted)")).all()
+        assert len(killed) == 1
+        first.wait_for_log("leadership lost; stopped work, will try again")
+        wait_until(lambda: len(first.logged("leading")) + len(second.logged("leading")) == 2, 30,
+                   message="a new leader")
+        with make_session_factory(engine)() as session:
+            ids = queue_pages(session, None, 50)
+            wait_until(lambda: counts(session).get("sent") == 50, 60, interval=0.25, message="pages sent")
+        assert Counter(notification_ids_received(fake_infobip)) == Counter(ids)
+    finally:
+        engine.dispose()
+    assert stop_all(first, second) == [0, 0]
