@@ -127,15 +127,20 @@ def _window(starts_at, ends_at, errors: dict) -> tuple[datetime | None, datetime
     return start, end
 
 
+def _windowed(session: Session, model, schedule: Schedule, start: datetime | None, end: datetime | None):
+    """Rows of `model` (entries or overrides) of `schedule` overlapping [start, end), by start."""
+    query = select(model).where(model.schedule_id == schedule.id)
+    if start is not None:
+        query = query.where(model.ends_at > start)
+    if end is not None:
+        query = query.where(model.starts_at < end)
+    return list(session.scalars(query.order_by(model.starts_at, model.id)))
+
+
 def list_entries(session: Session, schedule: Schedule, *, start: datetime | None = None,
                  end: datetime | None = None) -> list[ScheduleEntry]:
     """The schedule's entries (those overlapping [start, end) when given), by start time."""
-    query = select(ScheduleEntry).where(ScheduleEntry.schedule_id == schedule.id)
-    if start is not None:
-        query = query.where(ScheduleEntry.ends_at > start)
-    if end is not None:
-        query = query.where(ScheduleEntry.starts_at < end)
-    return list(session.scalars(query.order_by(ScheduleEntry.starts_at, ScheduleEntry.id)))
+    return _windowed(session, ScheduleEntry, schedule, start, end)
 
 
 def get_entry(session: Session, schedule: Schedule, entry_id: int) -> ScheduleEntry:
@@ -207,12 +212,7 @@ def delete_entry(session: Session, entry: ScheduleEntry) -> None:
 def list_overrides(session: Session, schedule: Schedule, *, start: datetime | None = None,
                    end: datetime | None = None) -> list[ScheduleOverride]:
     """The schedule's overrides (those overlapping [start, end) when given), by start time."""
-    query = select(ScheduleOverride).where(ScheduleOverride.schedule_id == schedule.id)
-    if start is not None:
-        query = query.where(ScheduleOverride.ends_at > start)
-    if end is not None:
-        query = query.where(ScheduleOverride.starts_at < end)
-    return list(session.scalars(query.order_by(ScheduleOverride.starts_at, ScheduleOverride.id)))
+    return _windowed(session, ScheduleOverride, schedule, start, end)
 
 
 def get_override(session: Session, schedule: Schedule, override_id: int) -> ScheduleOverride:
