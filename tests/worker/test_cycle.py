@@ -302,3 +302,18 @@ def test_sns_fetch_only_reaches_amazon_sns():
                 "https://127.0.0.1/", "https://evil.test/sns.eu-west-1.amazonaws.com/", None):
         with pytest.raises(FetchRefused):
             fetch(url)
+
+
+def test_worker_refuses_an_unmigrated_database_in_production(tmp_path):
+    """In production the worker will not run its steps against a schema older than the code."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "ENVIRONMENT": "production", "DATABASE_URL": f"sqlite:///{tmp_path}/empty.db",
+           "PAGERPAL_INSTANCE_PATH": str(tmp_path), "SECRET_KEY": "x" * 40, "SESSION_COOKIE_SECURE": "true",
+           "ALLOWED_ORIGINS": "https://pagerpal.example.com"}
+    result = subprocess.run([sys.executable, "-m", "pagerpal_worker.main", "--once"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "migration head" in result.stderr
