@@ -1,0 +1,225 @@
+"""Robustness sweep: bad input to the UI forms and the webhooks gets a 4xx (or a re-rendered form),
+never a 500, and a refused request writes nothing.
+
+The management API is fuzzed separately (tests/api/test_schemathesis.py); this covers the rest. The
+UI sweep discovers each form's fields from the page that renders it, then sends one bad value per
+field with every other field left at the page's own valid value, plus the empty form and
+path ids that do not exist or overflow the database's integers.
+"""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from urllib.parse import quote
+
+import pytest
+from sqlalchemy import func, select
+
+from pagerpal_core.db import Base
+from pagerpal_web.extensions import db
+from tests.web.test_ui_pages import MAIN_PAGES, build_world, fill, signed_in
+
+# Tables a refused request may still touch: sign-in throttling is bookkeeping, not a write of the input.
+BOOKKEEPING_TABLES = {"auth_throttle", "app_state", "job_status"}
+
+BAD_VALUES = {
+    "empty": "",
+    "text": "abc",
+    "over_int32": str(2**31),
+    "over_int64": str(2**63),
+    "negative": "-1",
+    "huge": "x" * 100_000,
+    "nul": "a\x00b",
+    "odd_date": "31/12/2024 25:61",
+    "iso_tz_date": "2024-02-30T10:00:00+99:00",
+    "spaces": "   ",
+}
+# A lone surrogate cannot be encoded by the test client, so it goes as raw (invalid) UTF-8 bytes.
+RAW_BAD_VALUES = {"lone_surrogate": "%ED%A0%80", "invalid_utf8": "%FF%FE"}
+
+ID_VALUES = ["999999", str(2**31), str(2**63), str(2**64 + 7)]
+
+
+class _Forms(HTMLParser):
+    """Every POST form on a page: its action and its (name, value) fields as the browser would send."""
+
+    def __init__(self):
+        super().__init__()
+        self.forms: list[dict] = []
+        self._form = None
+        self._select = None
+        self._textarea = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "form" and (a.get("method") or "get").lower() == "post":
+            self._form = {"action": a.get("action") or "", "fields": {}}
+            self.forms.append(self._form)
+        elif self._form is None:
+            return
+        elif tag == "input" and a.get("name"):
+            kind = (a.get("type") or "text").lower()
+            if kind in ("checkbox", "radio") and "checked" not in a:
+                self._form["fields"].setdefault(a["name"], None)
+                return
+            self._form["fields"][a["name"]] = a.get("value") or ""
+        elif tag == "select" and a.get("name"):
+            self._select = a["name"]
+            self._form["fields"].setdefault(self._select, None)
+        elif tag == "option" and self._select:
+            value = a.get("value", "")
+            fields = self._form["fields"]
+            if fields.get(self._select) is None or "selected" in a:
+                fields[self._select] = value
+        elif tag == "textarea" and a.get("name"):
+            self._textarea = a["name"]
+            self._form["fields"][self._textarea] = ""
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self._form = None
+        elif tag == "select":
+            self._select = None
+        elif tag == "textarea":
+            self._textarea = None
+
+
+def page_forms(html: str) -> list[dict]:
+    parser = _Forms()
+    parser.feed(html)
+    return parser.forms
+
+
+def row_counts(app) -> dict:
+    with app.app_context():
+        counts = {t.name: db.session.scalar(select(func.count()).select_from(t))
+                  for t in Base.metadata.sorted_tables if t.name not in BOOKKEEPING_TABLES}
+        db.session.remove()
+        return counts
+
+
+def encode(fields: dict, raw: dict | None = None) -> bytes:
+    """A form body; `raw` values are already percent-encoded (used for invalid UTF-8)."""
+    parts = [f"{quote(k)}={quote(v)}" for k, v in fields.items() if v is not None]
+    parts += [f"{quote(k)}={v}" for k, v in (raw or {}).items()]
+    return "&".join(parts).encode("ascii")
+
+
+@pytest.fixture(params=["sqlite"])
+def backend(request):
+    """Form validation does not depend on the database; the webhook sweep runs on both backends."""
+    return request.param
+
+
+def discover(app, world):
+    """(action, fields) of every POST form an admin sees on the main pages, one per action."""
+    client = signed_in(app, world.admin_email)
+    found = {}
+    for path in MAIN_PAGES:
+        html = client.get(fill(path, world)).get_data(as_text=True)
+        for form in page_forms(html):
+            if form["action"] and form["action"] != "/logout":
+                found.setdefault(form["action"], form["fields"])
+    return found
+
+
+# Valid values for blank fields, so one bad field at a time reaches past the others' validation.
+VALID_FILLERS = {"name": "Probe name", "email": "probe@example.test", "password": "probe-password-123",
+                 "starts_at": "2031-01-01T10:00", "ends_at": "2031-01-02T10:00", "start_date": "2031-01-01",
+                 "text": "probe note", "destination": "+14155550199", "reason": "probe",
+                 "description": "probe", "note": "probe"}
+
+# Forms the main pages do not render for the sweep's world (or render elsewhere): their fields by hand.
+EXTRA_ACTIONS = {
+    "/incidents/{incident_id}/reopen": {"csrf_token": None, "reopen-acting_as": "{responder_id}"},
+    "/users/{paged_id}/deactivate": {"csrf_token": None},
+    "/users/{paged_id}/reactivate": {"csrf_token": None},
+    "/alert-sources/{source_id}/regenerate": {"csrf_token": None},
+    "/schedules/{schedule_id}/rotations/1/delete": {"csrf_token": None},
+    "/schedules/{schedule_id}/rotations/1/participants": {"csrf_token": None, "participant-user_id": "{paged_id}"},
+    "/schedules/{schedule_id}/rotations/1/participants/1/remove": {"csrf_token": None},
+    "/login": {"csrf_token": None, "email": "nobody@example.test", "password": "wrong-password-1"},
+}
+
+UI_POST_ENDPOINTS = [
+    "ui.create_alert_source_view", "ui.update_alert_source_view", "ui.toggle_alert_source_view",
+    "ui.delete_alert_source_view", "ui.regenerate_alert_source_view", "ui.test_alert_source_view",
+    "ui.create_policy_view", "ui.update_policy_view", "ui.delete_policy_view", "ui.add_level_view",
+    "ui.update_level_view", "ui.delete_level_view", "ui.add_target_view", "ui.remove_target_view",
+    "ui.incident_acknowledge", "ui.incident_escalate", "ui.incident_note", "ui.incident_retry_notification",
+    "ui.incident_reassign", "ui.incident_reopen", "ui.incident_resolve", "ui.login",
+    "ui.create_schedule_view", "ui.delete_schedule_view", "ui.add_entry_view", "ui.delete_entry_view",
+    "ui.add_override_view", "ui.delete_override_view", "ui.add_rotation_view", "ui.delete_rotation_view",
+    "ui.add_participant_view", "ui.remove_participant_view", "ui.create_team_view", "ui.update_team_view",
+    "ui.delete_team_view", "ui.add_team_member_view", "ui.remove_team_member_view", "ui.create_user_view",
+    "ui.user_add_contact", "ui.user_delete_contact", "ui.user_deactivate", "ui.user_reactivate", "ui.user_role",
+]
+
+
+def test_sweep_covers_every_ui_post_route(app):
+    """A new UI POST route must join the sweep."""
+    posted = {rule.endpoint for rule in app.url_map.iter_rules()
+              if rule.endpoint.startswith("ui.") and "POST" in rule.methods and rule.endpoint != "ui.logout"}
+    assert posted == set(UI_POST_ENDPOINTS)
+
+
+def _endpoint_of(app, action: str) -> str:
+    return app.url_map.bind("pagerpal.test").match(action, method="POST")[0]
+
+
+def _actions(app, world) -> dict:
+    actions = discover(app, world)
+    for template, fields in EXTRA_ACTIONS.items():
+        actions.setdefault(fill(template, world), {k: fill(v, world) if v else v for k, v in fields.items()})
+    return actions
+
+
+def _valid(fields: dict) -> dict:
+    out = {}
+    for key, value in fields.items():
+        if key.endswith("csrf_token"):
+            continue
+        base = key.split("-", 1)[-1]
+        out[key] = value if value else VALID_FILLERS.get(base, value)
+    return out
+
+
+def _variants(action: str, fields: dict):
+    """(label, path, fields, raw) of each probe for one form."""
+    valid = _valid(fields)
+    yield "empty form", action, {}, None
+    for key in valid:
+        for label, bad in BAD_VALUES.items():
+            yield f"{key}={label}", action, {**valid, key: bad}, None
+        for label, raw in RAW_BAD_VALUES.items():
+            yield f"{key}={label}", action, {k: v for k, v in valid.items() if k != key}, {key: raw}
+        yield f"{key} missing", action, {k: v for k, v in valid.items() if k != key}, None
+    ids = [m.span() for m in re.finditer(r"(?<=/)\d+(?=/|$)", action)]
+    for start, end in ids:
+        for bad_id in ID_VALUES:
+            yield f"id {action[start:end]}->{bad_id}", action[:start] + bad_id + action[end:], valid, None
+
+
+@pytest.mark.parametrize("endpoint", UI_POST_ENDPOINTS)
+def test_ui_post_rejects_bad_input_without_500_or_writes(app, endpoint):
+    world = build_world(app)
+    actions = [a for a in _actions(app, world).items() if _endpoint_of(app, a[0]) == endpoint]
+    assert actions, f"no form found for {endpoint}"
+    action, fields = actions[0]
+    client = signed_in(app, world.admin_email)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"',
+                      client.get("/settings").get_data(as_text=True)).group(1)
+    problems = []
+    for label, path, data, raw in _variants(action, fields):
+        before = row_counts(app)
+        body = encode({**data, "csrf_token": token}, raw)
+        response = client.post(path, data=body, content_type="application/x-www-form-urlencoded")
+        status = response.status_code
+        if status >= 500:
+            problems.append(f"{label}: {status}")
+        elif 400 <= status < 500 and row_counts(app) != before:
+            problems.append(f"{label}: {status} but rows changed")
+        if endpoint == "ui.login" and status == 302:
+            client = signed_in(app, world.admin_email)
+    assert not problems, f"{endpoint} {action}:\n" + "\n".join(problems)
