@@ -38,8 +38,9 @@ def test_readme_curl_examples_work(app, live_server, make_account):
     assert "Disk full on db-1" in lines               # the alert opened an incident
     assert "acknowledged" in lines                    # the acknowledge call
     assert any("Ada Lovelace: Acknowledged" in line for line in lines)  # on the timeline, as Ada
+    assert "resolved" in lines                        # the resolve call
     responder_id, incident_id = (int(x) for x in lines[-1].split()[1:])
     with app.app_context():
         incident = db.session.get(Incident, incident_id)
-        assert incident.status == "acknowledged" and incident.acknowledged_by_id == responder_id
+        assert incident.status == "resolved" and incident.acknowledged_by_id == responder_id
         assert not db.session.get(User, responder_id).can_log_in
