@@ -212,3 +212,14 @@ def test_screenshots_of_the_configuration_pages(page, live_server, app):
     page.wait_for_selector(".flash-success")
     assert "No members." in page.locator("#members").inner_text()
     assert errors == [], errors  # no CSP violations or script errors
+
+
+def test_first_visit_requests_nothing_that_fails(page, live_server):
+    # A fresh browser asks for /favicon.ico unless the page names an icon; that 404 showed up
+    # as a console error and an access-log line on every first visit.
+    failed = []
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.on("console", lambda msg: failed.append(msg.text) if msg.type == "error" else None)
+    page.goto(f"{live_server.url}/login")
+    page.wait_for_load_state("networkidle")
+    assert failed == [], failed
