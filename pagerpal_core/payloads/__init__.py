@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 
 from pagerpal_core.errors import Invalid
@@ -23,6 +24,9 @@ MAX_DETAILS_BYTES = 32_768
 MAX_LINKS = 20
 MAX_LINK_URL = 2_000
 MAX_ALERTS_PER_REQUEST = 500
+# Deeper JSON in an alert is cut (see storable): no real alert nests this far.
+MAX_NESTING = 32
+NESTED_TOO_DEEP = "[nested too deep]"
 
 # What an event asks for.
 TRIGGER, RESOLVE, ACKNOWLEDGE, IGNORE = "trigger", "resolve", "acknowledge", "ignore"
@@ -185,9 +189,12 @@ PARSERS = {
 }
 
 
-def storable(value):
+def storable(value, depth: int = 0):
     """`value` with every string made storable: NUL characters (PostgreSQL refuses them)
-    and lone surrogates (valid in a JSON escape, not in UTF-8) become U+FFFD.
+    and lone surrogates (valid in a JSON escape, not in UTF-8) become U+FFFD; NaN and
+    infinities (which Python's JSON reader accepts, and 1e400 becomes) become their text,
+    since PostgreSQL's JSON refuses them; anything nested deeper than MAX_NESTING becomes a
+    marker string, so neither this walk nor storing the payload recurses without bound.
 
     An alert with odd bytes is still an alert: it is cleaned, never rejected.
     """
@@ -199,10 +206,14 @@ def storable(value):
         except UnicodeEncodeError:
             value = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
         return value
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, (dict, list)) and depth >= MAX_NESTING:
+        return NESTED_TOO_DEEP
     if isinstance(value, dict):
-        return {storable(k): storable(v) for k, v in value.items()}
+        return {storable(k): storable(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [storable(item) for item in value]
+        return [storable(item, depth + 1) for item in value]
     return value
 
 

@@ -26,7 +26,10 @@ def json_body(required: bool = True) -> dict:
         if required:
             raise BadRequest("a JSON object body is required")
         return {}
-    data = request.get_json(force=True, silent=True)
+    try:
+        data = request.get_json(force=True, silent=True)
+    except RecursionError:  # `silent` covers only ValueError
+        raise BadRequest("the body is nested too deeply") from None
     if data is None:
         raise BadRequest("the body is not valid JSON")
     if not isinstance(data, dict):
