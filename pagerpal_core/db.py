@@ -13,6 +13,10 @@ from sqlalchemy.types import TypeDecorator
 from pagerpal_core.timeutil import as_utc
 
 # Named constraints so Alembic migrations are stable across SQLite and PostgreSQL.
+# The largest integer a row id can be compared with: the SQLite driver raises OverflowError binding
+# anything beyond a signed 64-bit integer, so larger "ids" are answered as not found before a query.
+MAX_ROW_ID = 2**63 - 1
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from werkzeug.routing import IntegerConverter
 
-# The largest id any supported database column holds (a signed 64-bit integer). SQLite's driver raises
-# OverflowError binding anything larger, which would surface as a 500 for a made-up URL.
-MAX_ID = 2**63 - 1
+from pagerpal_core.db import MAX_ROW_ID
 
 
 class IdConverter(IntegerConverter):
     """`<int:...>` bounded to what the database can store; larger numbers do not match the route."""
 
-    def __init__(self, map, fixed_digits=0, min=None, max=MAX_ID, signed=False):
+    def __init__(self, map, fixed_digits=0, min=None, max=MAX_ROW_ID, signed=False):
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 

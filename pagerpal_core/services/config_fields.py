@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.orm import Session
 
+from pagerpal_core.db import MAX_ROW_ID
 from pagerpal_core.errors import Invalid
 from pagerpal_core.timeutil import as_utc, parse_iso
 
@@ -103,7 +104,7 @@ def lookup(session: Session, model, value, field: str, errors: dict, *, label: s
     if isinstance(value, bool) or not isinstance(value, int):
         errors[field] = f"must be the id of a {label}"
         return None
-    row = session.get(model, value)
+    row = session.get(model, value) if 0 < value <= MAX_ROW_ID else None
     if row is None:
         errors[field] = f"no {label} with id {value}"
     return row

@@ -9,7 +9,9 @@ path ids that do not exist or overflow the database's integers.
 
 from __future__ import annotations
 
+import json
 import re
+from functools import lru_cache
 from html.parser import HTMLParser
 from urllib.parse import quote
 
@@ -17,6 +19,10 @@ import pytest
 from sqlalchemy import func, select
 
 from pagerpal_core.db import Base
+from pagerpal_core.models import Schedule
+from pagerpal_core.services import schedules
+from pagerpal_core.services.alert_sources import create_alert_source
+from pagerpal_core.timeutil import utcnow
 from pagerpal_web.extensions import db
 from tests.web.test_ui_pages import MAIN_PAGES, build_world, fill, signed_in
 
@@ -137,7 +143,8 @@ EXTRA_ACTIONS = {
     "/users/{paged_id}/reactivate": {"csrf_token": None},
     "/alert-sources/{source_id}/regenerate": {"csrf_token": None},
     "/schedules/{schedule_id}/rotations/1/delete": {"csrf_token": None},
-    "/schedules/{schedule_id}/rotations/1/participants": {"csrf_token": None, "participant-user_id": "{paged_id}"},
+    "/schedules/{schedule_id}/rotations/1/participants": {"csrf_token": None,
+                                                          "participant-user_id": "{paged_id}"},
     "/schedules/{schedule_id}/rotations/1/participants/1/remove": {"csrf_token": None},
     "/login": {"csrf_token": None, "email": "nobody@example.test", "password": "wrong-password-1"},
 }
@@ -153,7 +160,8 @@ UI_POST_ENDPOINTS = [
     "ui.add_override_view", "ui.delete_override_view", "ui.add_rotation_view", "ui.delete_rotation_view",
     "ui.add_participant_view", "ui.remove_participant_view", "ui.create_team_view", "ui.update_team_view",
     "ui.delete_team_view", "ui.add_team_member_view", "ui.remove_team_member_view", "ui.create_user_view",
-    "ui.user_add_contact", "ui.user_delete_contact", "ui.user_deactivate", "ui.user_reactivate", "ui.user_role",
+    "ui.user_add_contact", "ui.user_delete_contact", "ui.user_deactivate", "ui.user_reactivate",
+    "ui.user_role",
 ]
 
 
@@ -204,6 +212,12 @@ def _variants(action: str, fields: dict):
 @pytest.mark.parametrize("endpoint", UI_POST_ENDPOINTS)
 def test_ui_post_rejects_bad_input_without_500_or_writes(app, endpoint):
     world = build_world(app)
+    with app.app_context():  # a rotation, so its forms are on the schedule page too
+        schedule = db.session.get(Schedule, world.schedule_id)
+        schedules.create_rotation(db.session, schedule, start_date="2031-01-05", name="Weekly",
+                                  participants=[world.paged_id], now=utcnow())
+        db.session.commit()
+        db.session.remove()
     actions = [a for a in _actions(app, world).items() if _endpoint_of(app, a[0]) == endpoint]
     assert actions, f"no form found for {endpoint}"
     action, fields = actions[0]
@@ -223,3 +237,161 @@ def test_ui_post_rejects_bad_input_without_500_or_writes(app, endpoint):
         if endpoint == "ui.login" and status == 302:
             client = signed_in(app, world.admin_email)
     assert not problems, f"{endpoint} {action}:\n" + "\n".join(problems)
+
+
+# --- GET pages with odd query strings ----------------------------------------------------
+
+ODD_QUERIES = ["page=-1", "page=abc", "page=99999999999999999999", "per_page=0", "per_page=-5",
+               "per_page=100000", "limit=abc", "since=garbage", "until=2024-13-45", "since=%00",
+               "since=9999-12-31T23:59:59Z&until=0001-01-01", "status=%ED%A0%80", "status=nonsense",
+               "severity=" + "x" * 5000, "q=a%00b", "source_id=abc", "source_id=99999999999999999999",
+               "team_id=-1", "user_id=%FF", "sort=;drop", "order=sideways", "page=1&page=2",
+               "acting_as=abc", "from=yesterday", "to=tomorrow", "at=garbage", "week=abc", "start=31/12/2024"]
+
+
+def test_get_pages_survive_odd_query_strings(app):
+    world = build_world(app)
+    client = signed_in(app, world.admin_email)
+    paths = [fill(p, world) for p in MAIN_PAGES] + [
+        f"/schedules/{world.schedule_id}.ics", f"/users/{world.paged_id}.ics",
+        f"/alert-sources/{world.source_id}/regenerate", f"/users/{world.paged_id}/deactivate",
+        "/login", "/health"]
+    problems = []
+    for path in paths:
+        for query in ODD_QUERIES:
+            status = client.get(f"{path}?{query}").status_code
+            if status >= 500:
+                problems.append(f"{path}?{query[:60]}: {status}")
+    assert not problems, "\n".join(problems)
+
+
+# --- webhooks -----------------------------------------------------------------------------
+
+WEBHOOKS = {"generic": "/api/v1/alerts", "grafana": "/api/v1/webhooks/grafana",
+            "alertmanager": "/api/v1/webhooks/alertmanager", "cloudwatch": "/api/v1/webhooks/cloudwatch",
+            "pagerduty": "/api/v1/webhooks/pagerduty/v2/enqueue"}
+RECEIPTS = "/api/v1/notifications/infobip/receipts"
+
+
+def _nested(depth: int):
+    value = "leaf"
+    for _ in range(depth):
+        value = {"n": value}
+    return value
+
+
+def _alert(**extra) -> dict:
+    return {"labels": {"alertname": "Probe", **extra.pop("labels", {})}, "status": "firing", **extra}
+
+
+@lru_cache(maxsize=1)
+def _bodies() -> dict:
+    """label -> (bytes body, content type): each probe carries fields of every format at once."""
+    def j(obj) -> bytes:
+        return json.dumps(obj).encode()
+    many = [_alert(labels={"i": str(i)}) for i in range(10_000)]
+    big_labels = {f"k{i}": "v" * 20 for i in range(10_000)}
+    bodies = {
+        "deep_array": (b"[" * 100_000 + b"]" * 100_000, "application/json"),
+        "deep_object": (b'{"a":' * 50_000 + b"1" + b"}" * 50_000, "application/json"),
+        "top_number": (b"123", "application/json"),
+        "top_string": (b'"text"', "application/json"),
+        "top_null": (b"null", "application/json"),
+        "top_array": (b"[]", "application/json"),
+        "invalid_utf8": (b'{"title": "\xff\xfe", "labels": {"a": "\xc3"}}', "application/json"),
+        "nan": (b'{"title": NaN, "severity": Infinity, "external_id": 1e400}', "application/json"),
+        "form_encoded": (b"title=disk&severity=critical", "application/x-www-form-urlencoded"),
+        "xml": (b"<alert><title>x</title></alert>", "application/xml"),
+        "numbers_for_strings": (j({"title": 123, "external_id": 10**30, "severity": 7, "status": 1,
+                                   "description": [], "details": "x", "links": 5, "summary": 9,
+                                   "source": 1.5, "routing_key": 5, "event_action": 3,
+                                   "payload": {"summary": 1, "source": 2, "severity": 3},
+                                   "alerts": [1, "x", None, {"labels": 5, "status": []}],
+                                   "Type": 4, "Message": 5, "evalMatches": "x", "state": 9}),
+                                "application/json"),
+        "nul_and_surrogate": (j({"title": "a\x00b\ud800", "external_id": "id\x00\udfff", "severity": "c\x00",
+                                 "details": {"k\x00": "v\ud800"}, "summary": "s\x00\ud800",
+                                 "payload": {"summary": "s\x00\ud800", "source": "x\x00",
+                                             "severity": "critical",
+                                             "custom_details": {"\ud800": "\x00"}},
+                                 "event_action": "trigger", "dedup_key": "d\x00\ud800",
+                                 "alerts": [_alert(labels={"a\x00": "b\ud800"},
+                                                   annotations={"summary": "s\x00\ud800"})],
+                                 "commonLabels": {"x\x00": "\ud800"}, "ruleName": "r\x00\ud800",
+                                 "Type": "Notification", "Message": "m\x00\ud800"}),
+                              "application/json"),
+        "ten_thousand_alerts": (j({"alerts": many, "status": "firing", "version": "4", "receiver": "r",
+                                   "groupKey": "g"}), "application/json"),
+        "huge_label_map": (j({"title": "big", "labels": big_labels, "details": big_labels,
+                              "commonLabels": big_labels, "alerts": [_alert(labels=big_labels)],
+                              "payload": {"summary": "s", "source": "x", "severity": "critical",
+                                          "custom_details": big_labels}, "event_action": "trigger"}),
+                           "application/json"),
+        "deep_details": (j({"title": "deep", "details": _nested(900), "labels": _nested(900),
+                            "alerts": [_alert(annotations=_nested(900))], "commonLabels": _nested(900),
+                            "payload": {"summary": "s", "source": "x", "severity": "critical",
+                                        "custom_details": _nested(900)}, "event_action": "trigger",
+                            "Type": "Notification", "Message": json.dumps(_nested(900))}),
+                         "application/json"),
+        "huge_strings": (j({"title": "t" * 600_000, "external_id": "e" * 100_000}), "application/json"),
+        "empty": (b"", "application/json"),
+        "whitespace": (b"   \n", "text/plain"),
+    }
+    return bodies
+
+
+WEBHOOK_CASES = sorted(_bodies())
+
+
+@pytest.fixture
+def sources(app):
+    """One active alert source of every kind, with its key."""
+    world = build_world(app)
+    with app.app_context():
+        keys = {kind: create_alert_source(db.session, name=f"probe-{kind}", kind=kind,
+                                          policy_id=world.policy_id, now=utcnow()).key for kind in WEBHOOKS}
+        db.session.commit()
+        db.session.remove()
+    return keys
+
+
+def _check_json_error(response) -> str | None:
+    if response.status_code >= 500:
+        return f"{response.status_code}: {response.get_data(as_text=True)[:200]}"
+    if response.status_code >= 400:
+        body = response.get_json(silent=True)
+        if not isinstance(body, dict) or not isinstance(body.get("error"), dict) \
+                or not body["error"].get("message"):
+            return f"{response.status_code} without a JSON error: {response.get_data(as_text=True)[:200]}"
+    return None
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+@pytest.mark.parametrize("case", WEBHOOK_CASES)
+def test_webhooks_answer_bad_bodies_with_4xx_json(app, sources, case):
+    client = app.test_client()
+    problems = []
+    for kind, path in WEBHOOKS.items():
+        body, content_type = _bodies()[case]
+        before = row_counts(app)
+        response = client.post(path, data=body, content_type=content_type,
+                               headers={"X-API-Key": sources[kind]})
+        problem = _check_json_error(response)
+        if problem:
+            problems.append(f"{kind}: {problem}")
+        elif response.status_code >= 400 and _changed(before, row_counts(app)):
+            problems.append(f"{kind}: {response.status_code} but rows changed")
+    body, content_type = _bodies()[case]
+    before = row_counts(app)
+    response = client.post(RECEIPTS, data=body, content_type=content_type)
+    problem = _check_json_error(response)
+    if problem:
+        problems.append(f"receipts: {problem}")
+    elif response.status_code >= 400 and _changed(before, row_counts(app)):
+        problems.append(f"receipts: {response.status_code} but rows changed")
+    assert not problems, "\n".join(problems)
+
+
+def _changed(before: dict, after: dict) -> bool:
+    # A refused webhook still spends its source's token (alert_sources holds the bucket): counts only.
+    return before != after
