@@ -21,6 +21,7 @@ from pagerpal_core.models import AlertSource, EscalationPolicy, Incident, Team
 from pagerpal_core.models.alert_sources import SOURCE_KINDS
 from pagerpal_core.models.incidents import SEVERITIES
 from pagerpal_core.security import sha256_hex
+from pagerpal_core.services.config_fields import text_problem
 
 KEY_PREFIX = "ppk_"
 KEY_BYTES = 32
@@ -79,6 +80,8 @@ def _validate(session: Session, *, name=None, kind=None, policy_id=None, team_id
             errors["name"] = "is required"
         elif len(name.strip()) > MAX_NAME:
             errors["name"] = f"must be at most {MAX_NAME} characters"
+        elif text_problem(name):
+            errors["name"] = text_problem(name)
     if "kind" in check and kind not in SOURCE_KINDS:
         errors["kind"] = f"must be one of {', '.join(SOURCE_KINDS)}"
     if "policy_id" in check and policy_id is not None:

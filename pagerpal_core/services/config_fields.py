@@ -31,7 +31,23 @@ def clean_text(value, field: str, errors: dict, *, max_len: int, required: bool 
     if len(value) > max_len:
         errors[field] = f"must be at most {max_len} characters"
         return None
+    problem = text_problem(value)
+    if problem:
+        errors[field] = problem
+        return None
     return value
+
+
+def text_problem(text: str) -> str | None:
+    """Why `text` cannot be stored, or None: PostgreSQL refuses NUL characters, and a lone
+    surrogate (valid in a JSON escape, not in UTF-8) cannot be encoded at all."""
+    if "\x00" in text:
+        return "must not contain NUL characters"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode text (no lone surrogates)"
+    return None
 
 
 def clean_int(value, field: str, errors: dict, *, minimum: int | None = None,

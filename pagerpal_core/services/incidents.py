@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from pagerpal_core.errors import Conflict, Invalid
 from pagerpal_core.models import AlertSource, Incident, User
 from pagerpal_core.services import escalation
-from pagerpal_core.services.config_fields import lookup_active_user
+from pagerpal_core.services.config_fields import lookup_active_user, text_problem
 from pagerpal_core.services.paging import cancel_pending_pages
 from pagerpal_core.services.timeline import record_event
 
@@ -93,6 +93,8 @@ def resolve_incident(session: Session, incident: Incident, *, actor: Actor, now:
     if note is not None and (not isinstance(note, str) or len(note) > MAX_NOTE_LENGTH):
         raise Invalid("invalid note",
                       fields={"note": f"must be text of at most {MAX_NOTE_LENGTH} characters"})
+    if note is not None and text_problem(note):
+        raise Invalid("invalid note", fields={"note": text_problem(note)})
     incident = lock_incident(session, incident)
     if incident.status == "resolved":
         raise Conflict(f"incident {incident.id} is already resolved", detail={"status": incident.status})
@@ -200,6 +202,8 @@ def add_note(session: Session, incident: Incident, text: str, *, actor: Actor, n
         raise Invalid("invalid note", fields={"text": "is required"})
     if len(text) > MAX_NOTE_LENGTH:
         raise Invalid("invalid note", fields={"text": f"must be at most {MAX_NOTE_LENGTH} characters"})
+    if text_problem(text):
+        raise Invalid("invalid note", fields={"text": text_problem(text)})
     return record_event(session, incident, "note", text.strip(), actor=actor, now=now)
 
 

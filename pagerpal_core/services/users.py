@@ -15,7 +15,7 @@ from pagerpal_core.models import AppState, ContactMethod, Incident, User
 from pagerpal_core.models.incidents import OPEN_STATUSES
 from pagerpal_core.models.users import CHANNELS, ROLES
 from pagerpal_core.security import hash_password, password_problem, verify_password
-from pagerpal_core.services.config_fields import UNSET, clean_text, clean_timezone, raise_if
+from pagerpal_core.services.config_fields import UNSET, clean_text, clean_timezone, raise_if, text_problem
 from pagerpal_core.services.timeline import record_event
 from pagerpal_core.timeutil import utcnow
 
@@ -50,6 +50,8 @@ def _validate_user_fields(*, email=None, name=None, role=None, password=None, ti
         errors["email"] = "must be at most 254 characters"
     if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > 200):
         errors["name"] = "is required, at most 200 characters"
+    elif name is not None and text_problem(name):
+        errors["name"] = text_problem(name)
     if role is not None and role not in ROLES:
         errors["role"] = f"must be one of {', '.join(ROLES)}"
     if password is not None:

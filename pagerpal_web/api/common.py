@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import current_app, g, jsonify, request, url_for
 
 from pagerpal_core.errors import DomainError, Invalid, NotFound
+from pagerpal_core.services.config_fields import text_problem  # noqa: F401 - API modules import it from here
 from pagerpal_core.timeutil import isoformat, parse_iso
 from pagerpal_web.api import bp
 
@@ -43,18 +44,6 @@ def reject_impossible_ids():
     for name, value in (request.view_args or {}).items():
         if isinstance(value, int) and not 0 <= value <= MAX_ID:
             raise NotFound(f"{name.replace('_id', '')} {value} not found")
-
-
-def text_problem(text: str) -> str | None:
-    """Why `text` cannot be stored: PostgreSQL refuses NUL characters, and a lone surrogate
-    (valid in a JSON escape, not in UTF-8) cannot be encoded at all."""
-    if "\x00" in text:
-        return "must not contain NUL characters"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return "must be valid Unicode text (no lone surrogates)"
-    return None
 
 
 def _unstorable_values(value, path: str, errors: dict) -> None:
