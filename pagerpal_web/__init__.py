@@ -92,7 +92,8 @@ def create_app(overrides: dict | None = None) -> Flask:
         if problems:
             raise ConfigError(problems)
 
-    from pagerpal_web import api, auth, browser_safety, cli, converters, errors, health, metrics, requestlog, ui, webhooks
+    from pagerpal_web import (api, auth, browser_safety, cli, converters, errors, health, metrics, requestlog, ui,
+                              webhooks)
 
     requestlog.init_app(app)
     browser_safety.init_app(app)
