@@ -250,7 +250,7 @@ def test_rotation_form_creates_a_rotation(app, world):
         "rotation-participants": [str(world.responder_id), str(world.paged_id)]})
     assert response.status_code == 303
     html = client.get(page).get_data(as_text=True)
-    assert "Weekly" in html and "Every 1 weeks" in html
+    assert "Weekly" in html and "Every 1 week," in html
     bad = post_form(client, page, f"{page}/rotations", {
         "rotation-shift_length": "1", "rotation-shift_unit": "weeks", "rotation-handoff_time": "25:00",
         "rotation-start_date": "2026-01-05", "rotation-participants": [str(world.responder_id)]})
