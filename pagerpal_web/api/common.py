@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import math
+
 from flask import current_app, g, jsonify, request, url_for
 
 from pagerpal_core.errors import DomainError, Invalid, NotFound
@@ -20,6 +23,22 @@ class BadRequest(DomainError):
     code, status = "bad_request", 400
 
 
+class NonFinite(ValueError):
+    """NaN, Infinity or a number too large for a float: Python's json accepts them,
+    JSON and PostgreSQL's JSON columns do not."""
+
+
+def _refuse_constant(name: str):
+    raise NonFinite(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise NonFinite(f"{text} is out of range")
+    return value
+
+
 def json_body(required: bool = True) -> dict:
     """The request's JSON object, or a 400 naming what is wrong with it."""
     raw = request.get_data(cache=True)
@@ -28,11 +47,12 @@ def json_body(required: bool = True) -> dict:
             raise BadRequest("a JSON object body is required")
         return {}
     try:
-        data = request.get_json(force=True, silent=True)
-    except RecursionError:  # `silent` covers only ValueError
+        data = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError:
         raise BadRequest("the body is nested too deeply") from None
-    if data is None:
-        raise BadRequest("the body is not valid JSON")
+    except ValueError as exc:  # includes bad UTF-8 and the non-finite numbers refused below
+        raise BadRequest(f"the body is not valid JSON: {exc}" if isinstance(exc, NonFinite)
+                         else "the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object")
     return data

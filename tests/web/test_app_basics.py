@@ -42,6 +42,7 @@ def test_malformed_json_and_wrong_types_are_4xx_and_write_nothing(client, make_a
     before = len(client.get("/api/v1/users", headers=auth).json["items"])
     cases = [
         ("{not json", 400), ("[1, 2]", 400), ("", 400),
+        ('{"email": "x@y.test", "name": NaN}', 400), ('{"email": "x@y.test", "n": 1e400}', 400),
         (json.dumps({"email": 5}), 422), (json.dumps({"email": "x@y.test", "role": "king"}), 422),
         (json.dumps({"email": "x@y.test", "password": "short"}), 422),
         (json.dumps({"email": "x@y.test", "contact_methods": [{"channel": "sms", "destination": "12"}]}), 422),
