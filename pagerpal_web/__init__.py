@@ -92,14 +92,14 @@ def create_app(overrides: dict | None = None) -> Flask:
         if problems:
             raise ConfigError(problems)
 
-    from pagerpal_web import (api, auth, browser_safety, cli, converters, errors, health, metrics, requestlog, ui,
+    from pagerpal_web import (api, auth, browser_safety, cli, errors, health, metrics, path_ids, requestlog, ui,
                               webhooks)
 
     requestlog.init_app(app)
     browser_safety.init_app(app)
     errors.init_app(app)
     auth.init_app(app)
-    converters.init_app(app)
+    path_ids.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     metrics.init_app(app)
