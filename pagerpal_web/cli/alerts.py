@@ -83,27 +83,25 @@ def regenerate_command(name: str):
     click.echo(issued.key)
 
 
+def _switch(name: str, change, done: str) -> None:
+    try:
+        source = sources.find_alert_source_by_name(db.session, name)
+        change(db.session, source, now=utcnow())
+        db.session.commit()
+    except DomainError as exc:
+        _failed(exc)
+    click.echo(f"{done} {source.name}.")
+
+
 @alert_sources_group.command("deactivate")
 @click.option("--name", required=True, help="The source's name.")
 def deactivate_command(name: str):
     """Refuse alerts from a source (its webhooks get 403)."""
-    try:
-        source = sources.find_alert_source_by_name(db.session, name)
-        sources.deactivate_alert_source(db.session, source, now=utcnow())
-        db.session.commit()
-    except DomainError as exc:
-        _failed(exc)
-    click.echo(f"Deactivated {source.name}.")
+    _switch(name, sources.deactivate_alert_source, "Deactivated")
 
 
 @alert_sources_group.command("activate")
 @click.option("--name", required=True, help="The source's name.")
 def activate_command(name: str):
     """Accept alerts from a source again."""
-    try:
-        source = sources.find_alert_source_by_name(db.session, name)
-        sources.activate_alert_source(db.session, source, now=utcnow())
-        db.session.commit()
-    except DomainError as exc:
-        _failed(exc)
-    click.echo(f"Activated {source.name}.")
+    _switch(name, sources.activate_alert_source, "Activated")

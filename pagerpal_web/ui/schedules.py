@@ -206,37 +206,37 @@ def add_rotation_view(schedule_id: int):
                            "Rotation added.")
 
 
+def _delete_part(schedule_id: int, get, delete, part_id: int, message: str):
+    """Delete one entry, override or rotation of a schedule, then back to its page."""
+    schedule = schedule_service.get_schedule(db.session, schedule_id)
+    delete(db.session, get(db.session, schedule, part_id))
+    db.session.commit()
+    flash(message, "success")
+    return redirect(url_for("ui.schedule_detail", schedule_id=schedule_id), code=303)
+
+
 @bp.post("/schedules/<int:schedule_id>/entries/<int:entry_id>/delete")
 @login_required_role("admin")
 def delete_entry_view(schedule_id: int, entry_id: int):
     """Delete an entry."""
-    schedule = schedule_service.get_schedule(db.session, schedule_id)
-    schedule_service.delete_entry(db.session, schedule_service.get_entry(db.session, schedule, entry_id))
-    db.session.commit()
-    flash("Entry deleted.", "success")
-    return redirect(url_for("ui.schedule_detail", schedule_id=schedule_id), code=303)
+    return _delete_part(schedule_id, schedule_service.get_entry, schedule_service.delete_entry, entry_id,
+                        "Entry deleted.")
 
 
 @bp.post("/schedules/<int:schedule_id>/overrides/<int:override_id>/delete")
 @login_required_role("admin")
 def delete_override_view(schedule_id: int, override_id: int):
     """Delete an override; the layers beneath show through again."""
-    schedule = schedule_service.get_schedule(db.session, schedule_id)
-    schedule_service.delete_override(db.session, schedule_service.get_override(db.session, schedule, override_id))
-    db.session.commit()
-    flash("Override deleted.", "success")
-    return redirect(url_for("ui.schedule_detail", schedule_id=schedule_id), code=303)
+    return _delete_part(schedule_id, schedule_service.get_override, schedule_service.delete_override,
+                        override_id, "Override deleted.")
 
 
 @bp.post("/schedules/<int:schedule_id>/rotations/<int:rotation_id>/delete")
 @login_required_role("admin")
 def delete_rotation_view(schedule_id: int, rotation_id: int):
     """Delete a rotation and its turn order."""
-    schedule = schedule_service.get_schedule(db.session, schedule_id)
-    schedule_service.delete_rotation(db.session, schedule_service.get_rotation(db.session, schedule, rotation_id))
-    db.session.commit()
-    flash("Rotation deleted.", "success")
-    return redirect(url_for("ui.schedule_detail", schedule_id=schedule_id), code=303)
+    return _delete_part(schedule_id, schedule_service.get_rotation, schedule_service.delete_rotation,
+                        rotation_id, "Rotation deleted.")
 
 
 @bp.post("/schedules/<int:schedule_id>/rotations/<int:rotation_id>/participants")
