@@ -127,7 +127,7 @@ def dispatch_latency(session: Session) -> LatencyHistogram:
                 for bound in DISPATCH_LATENCY_BUCKETS]
     row = session.execute(select(*columns).where(Notification.sent_at.is_not(None))).one()
     total, sum_seconds, *counts = row
-    return LatencyHistogram(dict(zip(DISPATCH_LATENCY_BUCKETS, (int(c) for c in counts))),
+    return LatencyHistogram(dict(zip(DISPATCH_LATENCY_BUCKETS, (int(c) for c in counts), strict=True)),
                             int(total), max(0.0, float(sum_seconds)))
 
 

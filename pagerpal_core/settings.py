@@ -183,7 +183,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: dict | None = None, overrides: dict | None = None,
-                 dotenv_path: str | os.PathLike | None = None) -> "Settings":
+                 dotenv_path: str | os.PathLike | None = None) -> Settings:
         """Parse settings from `environ` (default: os.environ merged over `.env`).
 
         `overrides` maps env names or field names to values (already typed or raw strings).
@@ -220,7 +220,7 @@ class Settings:
             settings = settings.replace(database_url=f"sqlite:///{db_file}")
         return settings
 
-    def replace(self, **changes) -> "Settings":
+    def replace(self, **changes) -> Settings:
         """A copy with some fields changed (settings are immutable)."""
         return type(self)(**{**{f.name: getattr(self, f.name) for f in fields(self)}, **changes})
 

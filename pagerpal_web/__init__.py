@@ -92,8 +92,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         if problems:
             raise ConfigError(problems)
 
-    from pagerpal_web import (api, auth, browser_safety, cli, errors, health, metrics, path_ids, requestlog, ui,
-                              webhooks)
+    from pagerpal_web import api, auth, browser_safety, cli, errors, health, metrics, path_ids, requestlog, ui, webhooks
 
     requestlog.init_app(app)
     browser_safety.init_app(app)

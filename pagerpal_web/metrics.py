@@ -11,8 +11,13 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, values
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from pagerpal_core.metrics import (COUNTER_REGISTRY, DatabaseFigures, count_alert, count_rate_limited,
-                                   read_database_figures)
+from pagerpal_core.metrics import (
+    COUNTER_REGISTRY,
+    DatabaseFigures,
+    count_alert,
+    count_rate_limited,
+    read_database_figures,
+)
 from pagerpal_core.security import constant_time_equals
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.extensions import db

@@ -1,16 +1,16 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-25 18:19:40.100778
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy import Text  # noqa: F401  (JSONB variants render Text())
+from sqlalchemy.dialects import postgresql
 
 import pagerpal_core.db  # noqa: F401  (UTCDateTime columns)
-from sqlalchemy.dialects import postgresql
 
 # revision identifiers, used by Alembic.
 revision = '0001'

@@ -6,8 +6,7 @@ from pagerpal_core.models.escalation import EscalationLevel, EscalationPolicy, E
 from pagerpal_core.models.incidents import Incident, IncidentEvent
 from pagerpal_core.models.jobs import AppState, AuthThrottle, JobStatus
 from pagerpal_core.models.notifications import Notification
-from pagerpal_core.models.schedules import (Rotation, RotationParticipant, Schedule, ScheduleEntry,
-                                            ScheduleOverride)
+from pagerpal_core.models.schedules import Rotation, RotationParticipant, Schedule, ScheduleEntry, ScheduleOverride
 from pagerpal_core.models.users import ContactMethod, Team, TeamMembership, User
 
 __all__ = [

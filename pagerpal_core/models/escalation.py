@@ -25,7 +25,7 @@ class EscalationPolicy(Base):
     repeat_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    levels: Mapped[list["EscalationLevel"]] = relationship(
+    levels: Mapped[list[EscalationLevel]] = relationship(
         back_populates="policy", cascade="all, delete-orphan", order_by="EscalationLevel.level_number")
 
 
@@ -44,7 +44,7 @@ class EscalationLevel(Base):
     delay_minutes: Mapped[int] = mapped_column(Integer, default=15)
 
     policy: Mapped[EscalationPolicy] = relationship(back_populates="levels")
-    targets: Mapped[list["EscalationTarget"]] = relationship(
+    targets: Mapped[list[EscalationTarget]] = relationship(
         back_populates="level", cascade="all, delete-orphan", order_by="EscalationTarget.id")
 
 

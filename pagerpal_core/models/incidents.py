@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import (BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text,
-                        text)
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from pagerpal_core.db import Base, JSONType, UTCDateTime
@@ -73,7 +72,7 @@ class Incident(Base):
     assignee = relationship("User", foreign_keys=[assignee_id])
     policy = relationship("EscalationPolicy")
     team = relationship("Team")
-    events: Mapped[list["IncidentEvent"]] = relationship(
+    events: Mapped[list[IncidentEvent]] = relationship(
         back_populates="incident", cascade="all, delete-orphan", order_by="IncidentEvent.id")
 
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import (CheckConstraint, Date, ForeignKey, Index, Integer, String, UniqueConstraint)
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from pagerpal_core.db import Base, UTCDateTime
@@ -23,11 +23,11 @@ class Schedule(Base):
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    entries: Mapped[list["ScheduleEntry"]] = relationship(
+    entries: Mapped[list[ScheduleEntry]] = relationship(
         back_populates="schedule", cascade="all, delete-orphan", order_by="ScheduleEntry.starts_at")
-    overrides: Mapped[list["ScheduleOverride"]] = relationship(
+    overrides: Mapped[list[ScheduleOverride]] = relationship(
         back_populates="schedule", cascade="all, delete-orphan", order_by="ScheduleOverride.starts_at")
-    rotations: Mapped[list["Rotation"]] = relationship(
+    rotations: Mapped[list[Rotation]] = relationship(
         back_populates="schedule", cascade="all, delete-orphan", order_by="Rotation.id")
 
 
@@ -89,7 +89,7 @@ class Rotation(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     schedule: Mapped[Schedule] = relationship(back_populates="rotations")
-    participants: Mapped[list["RotationParticipant"]] = relationship(
+    participants: Mapped[list[RotationParticipant]] = relationship(
         back_populates="rotation", cascade="all, delete-orphan", order_by="RotationParticipant.position")
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import (Boolean, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint,
-                        func)
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from pagerpal_core.db import Base, UTCDateTime
@@ -36,7 +35,7 @@ class User(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
-    contact_methods: Mapped[list["ContactMethod"]] = relationship(
+    contact_methods: Mapped[list[ContactMethod]] = relationship(
         back_populates="user", cascade="all, delete-orphan", order_by="ContactMethod.id")
 
     # Flask-Login reads these attributes; they are plain Python, no Flask import here.
@@ -90,7 +89,7 @@ class Team(Base):
     description: Mapped[str] = mapped_column(String(1000), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    memberships: Mapped[list["TeamMembership"]] = relationship(
+    memberships: Mapped[list[TeamMembership]] = relationship(
         back_populates="team", cascade="all, delete-orphan", order_by="TeamMembership.id")
 
 

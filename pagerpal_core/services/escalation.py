@@ -28,11 +28,18 @@ from sqlalchemy.orm import Session, selectinload
 from pagerpal_core.db import is_postgres
 from pagerpal_core.errors import Conflict, Invalid, NotFound
 from pagerpal_core.logs import log_fields
-from pagerpal_core.models import (AlertSource, EscalationLevel, EscalationPolicy, EscalationTarget, Incident,
-                                  Schedule, Team, User)
+from pagerpal_core.models import (
+    AlertSource,
+    EscalationLevel,
+    EscalationPolicy,
+    EscalationTarget,
+    Incident,
+    Schedule,
+    Team,
+    User,
+)
 from pagerpal_core.models.escalation import TARGET_TYPES
-from pagerpal_core.services.config_fields import (UNSET, clean_int, clean_text, lookup, lookup_active_user,
-                                                  raise_if)
+from pagerpal_core.services.config_fields import UNSET, clean_int, clean_text, lookup, lookup_active_user, raise_if
 from pagerpal_core.services.oncall import team_on_call, who_is_on_call
 from pagerpal_core.services.paging import page_users
 from pagerpal_core.services.timeline import record_event
@@ -323,8 +330,8 @@ def _page_level(session: Session, incident: Incident, level: EscalationLevel, *,
     recipients = resolve_targets(session, level, now)
     results = page_users(session, incident, [r.user for r in recipients], level=level.level_number, now=now,
                          base_url=base_url)
-    reached = [(r, res) for r, res in zip(recipients, results) if res.reached]
-    unreachable = [r for r, res in zip(recipients, results) if not res.reached]
+    reached = [(r, res) for r, res in zip(recipients, results, strict=True) if res.reached]
+    unreachable = [r for r, res in zip(recipients, results, strict=True) if not res.reached]
     detail = {
         "level": level.level_number, "round": incident.escalation_round,
         "page_generation": incident.page_generation,

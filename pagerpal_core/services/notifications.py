@@ -35,7 +35,7 @@ class RetryPolicy:
     max_attempts: int = 5
 
     @classmethod
-    def from_settings(cls, settings) -> "RetryPolicy":
+    def from_settings(cls, settings) -> RetryPolicy:
         return cls(settings.notification_retry_base_seconds, settings.notification_retry_max_seconds,
                    settings.notification_max_attempts)
 

@@ -22,15 +22,14 @@ A handoff that falls in a spring-forward gap happens at the same offset before t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from pagerpal_core.errors import Invalid
-from pagerpal_core.models import (Rotation, RotationParticipant, Schedule, ScheduleEntry, ScheduleOverride,
-                                  Team, User)
+from pagerpal_core.models import Rotation, RotationParticipant, Schedule, ScheduleEntry, ScheduleOverride, Team, User
 from pagerpal_core.timeutil import as_utc
 
 LAYERS = ("override", "entry", "rotation")
@@ -77,7 +76,7 @@ def _handoff(rotation: Rotation) -> time:
 def _local_instant(day: date, at: time, zone: ZoneInfo) -> datetime:
     # fold=0: an ambiguous wall time takes its first occurrence; a nonexistent one keeps
     # the offset from before the gap (see the module docstring).
-    return datetime.combine(day, at, tzinfo=zone).astimezone(timezone.utc)
+    return datetime.combine(day, at, tzinfo=zone).astimezone(UTC)
 
 
 def turn_start(rotation: Rotation, zone: ZoneInfo, k: int) -> datetime:

@@ -20,11 +20,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pagerpal_core.errors import Conflict, NotFound
-from pagerpal_core.models import (Rotation, RotationParticipant, Schedule, ScheduleEntry, ScheduleOverride,
-                                  Team, User)
-from pagerpal_core.services.config_fields import (UNSET, clean_date, clean_instant, clean_int, clean_text,
-                                                  clean_time_of_day, clean_timezone, lookup,
-                                                  lookup_active_user, raise_if)
+from pagerpal_core.models import Rotation, RotationParticipant, Schedule, ScheduleEntry, ScheduleOverride, Team, User
+from pagerpal_core.services.config_fields import (
+    UNSET,
+    clean_date,
+    clean_instant,
+    clean_int,
+    clean_text,
+    clean_time_of_day,
+    clean_timezone,
+    lookup,
+    lookup_active_user,
+    raise_if,
+)
 from pagerpal_core.timeutil import isoformat, utcnow
 
 SHIFT_UNITS = ("hours", "days", "weeks")

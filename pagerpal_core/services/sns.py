@@ -90,7 +90,7 @@ def record_sns_control(session: Session, source: AlertSource, control: SnsContro
 
 
 def _status_of(response) -> int:
-    return response if isinstance(response, int) else int(getattr(response, "status_code"))
+    return response if isinstance(response, int) else int(response.status_code)
 
 
 def confirm_pending_subscriptions(session: Session, *, now: datetime, fetch, limit: int = 10) -> dict:

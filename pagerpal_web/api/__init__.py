@@ -12,5 +12,14 @@ bp = Blueprint("api", __name__)
 bp.before_request(api_guard)
 
 from pagerpal_web.api import (  # noqa: E402,F401  (routes register on import)
-    alert_sources, escalation_policies, incidents, notifications, oncall, openapi, schedules, system, teams,
-    users)
+    alert_sources,
+    escalation_policies,
+    incidents,
+    notifications,
+    oncall,
+    openapi,
+    schedules,
+    system,
+    teams,
+    users,
+)

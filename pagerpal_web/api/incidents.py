@@ -18,8 +18,18 @@ from pagerpal_core.services import incidents as svc
 from pagerpal_core.services.config_fields import lookup_active_user, raise_if
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.api import bp
-from pagerpal_web.api.common import (body_fields, check_types, created, current_api_user, page_args,
-                                     page_response, query_instant, settings, text_problem, ts)
+from pagerpal_web.api.common import (
+    body_fields,
+    check_types,
+    created,
+    current_api_user,
+    page_args,
+    page_response,
+    query_instant,
+    settings,
+    text_problem,
+    ts,
+)
 from pagerpal_web.api.notifications import serialize_notification
 from pagerpal_web.api.users import user_ref
 from pagerpal_web.auth import requires_role

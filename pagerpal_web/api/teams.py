@@ -5,8 +5,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from pagerpal_core.models import Team, TeamMembership
-from pagerpal_core.services.teams import (add_team_member, create_team, delete_team, get_team,
-                                          list_team_members, remove_team_member, update_team)
+from pagerpal_core.services.teams import (
+    add_team_member,
+    create_team,
+    delete_team,
+    get_team,
+    list_team_members,
+    remove_team_member,
+    update_team,
+)
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.api import bp
 from pagerpal_web.api.common import body_fields, created, no_content, paginate, ts

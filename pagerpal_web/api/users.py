@@ -11,14 +11,30 @@ from sqlalchemy.orm import selectinload
 from pagerpal_core.models import ContactMethod, User
 from pagerpal_core.services.config_fields import raise_if
 from pagerpal_core.services.oncall import user_shifts_between
-from pagerpal_core.services.users import (add_contact_method, create_user, deactivate_user, ensure_login_admin,
-                                          get_contact_method, get_user, reactivate_user, remove_contact_method,
-                                          update_user)
+from pagerpal_core.services.users import (
+    add_contact_method,
+    create_user,
+    deactivate_user,
+    ensure_login_admin,
+    get_contact_method,
+    get_user,
+    reactivate_user,
+    remove_contact_method,
+    update_user,
+)
 from pagerpal_core.services.users import update_contact_method as change_contact_method
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.api import bp
-from pagerpal_web.api.common import (body_fields, check_types, created, current_api_user, no_content,
-                                     paginate, query_instant, ts)
+from pagerpal_web.api.common import (
+    body_fields,
+    check_types,
+    created,
+    current_api_user,
+    no_content,
+    paginate,
+    query_instant,
+    ts,
+)
 from pagerpal_web.api.oncall import serialize_shift
 from pagerpal_web.extensions import db
 

@@ -22,8 +22,10 @@ def init_app(app: Flask) -> None:
 
 
 # Command modules register on import (one line each).
-from pagerpal_web.cli import users  # noqa: E402,F401
-from pagerpal_web.cli import alerts  # noqa: E402,F401
-from pagerpal_web.cli import worker  # noqa: E402,F401
-from pagerpal_web.cli import notifications  # noqa: E402,F401
-from pagerpal_web.cli import ops  # noqa: E402,F401
+from pagerpal_web.cli import (
+    alerts,  # noqa: E402,F401
+    notifications,  # noqa: E402,F401
+    ops,  # noqa: E402,F401
+    users,  # noqa: E402,F401
+    worker,  # noqa: E402,F401
+)

@@ -1,8 +1,17 @@
 """WTForms for the UI; every form carries a CSRF token (Flask-WTF)."""
 
 from flask_wtf import FlaskForm
-from wtforms import (DateField, DateTimeLocalField, EmailField, IntegerField, PasswordField, SelectField,
-                     SelectMultipleField, StringField, TextAreaField)
+from wtforms import (
+    DateField,
+    DateTimeLocalField,
+    EmailField,
+    IntegerField,
+    PasswordField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, EqualTo, InputRequired, Length, NumberRange, Optional
 
 from pagerpal_core.security import MIN_PASSWORD_LENGTH

@@ -8,8 +8,16 @@ from sqlalchemy import select
 from pagerpal_core.errors import DomainError
 from pagerpal_core.models import EscalationPolicy, Schedule
 from pagerpal_core.services.oncall import team_on_call
-from pagerpal_core.services.teams import (add_team_member, create_team, delete_team, get_team, list_team_members,
-                                          list_teams, remove_team_member, update_team)
+from pagerpal_core.services.teams import (
+    add_team_member,
+    create_team,
+    delete_team,
+    get_team,
+    list_team_members,
+    list_teams,
+    remove_team_member,
+    update_team,
+)
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.auth import login_required_role
 from pagerpal_web.extensions import db

@@ -9,9 +9,17 @@ from sqlalchemy import func, select
 from pagerpal_core.errors import Conflict, DomainError
 from pagerpal_core.models import Incident, ScheduleEntry, TeamMembership, User
 from pagerpal_core.models.incidents import OPEN_STATUSES
-from pagerpal_core.services.users import (add_contact_method, create_user, deactivate_user, ensure_login_admin,
-                                          get_contact_method, get_user, reactivate_user, remove_contact_method,
-                                          set_role)
+from pagerpal_core.services.users import (
+    add_contact_method,
+    create_user,
+    deactivate_user,
+    ensure_login_admin,
+    get_contact_method,
+    get_user,
+    reactivate_user,
+    remove_contact_method,
+    set_role,
+)
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.auth import login_required_role
 from pagerpal_web.extensions import db

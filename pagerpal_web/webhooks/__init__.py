@@ -5,5 +5,7 @@ from flask import Blueprint
 bp = Blueprint("webhooks", __name__)
 
 # Endpoint modules register on import (one line each).
-from pagerpal_web.webhooks import receipts  # noqa: E402,F401
-from pagerpal_web.webhooks import alerts  # noqa: E402,F401
+from pagerpal_web.webhooks import (
+    alerts,  # noqa: E402,F401
+    receipts,  # noqa: E402,F401
+)

@@ -31,15 +31,15 @@ class SendResult:
     error: str | None = None
 
     @classmethod
-    def accepted(cls, message_id: str | None, status: str | None = None) -> "SendResult":
+    def accepted(cls, message_id: str | None, status: str | None = None) -> SendResult:
         return cls("accepted", provider_message_id=message_id, provider_status=status)
 
     @classmethod
-    def retryable(cls, error: str) -> "SendResult":
+    def retryable(cls, error: str) -> SendResult:
         return cls("retryable", error=error)
 
     @classmethod
-    def permanent(cls, error: str) -> "SendResult":
+    def permanent(cls, error: str) -> SendResult:
         return cls("permanent", error=error)
 
 

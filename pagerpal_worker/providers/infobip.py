@@ -182,7 +182,7 @@ class InfobipSmsSender(InfobipSender):
     channel = "sms"
 
     @classmethod
-    def from_settings(cls, settings) -> "InfobipSmsSender":
+    def from_settings(cls, settings) -> InfobipSmsSender:
         return cls(base_url=settings.infobip_base_url, api_key=settings.infobip_api_key,
                    sender=settings.infobip_sms_sender, timeout=settings.provider_timeout_seconds,
                    secrets=settings.secret_values())
@@ -221,7 +221,7 @@ class InfobipWhatsAppSender(InfobipSender):
             else ("", DEFAULT_TEMPLATE_LANGUAGE)
 
     @classmethod
-    def from_settings(cls, settings) -> "InfobipWhatsAppSender":
+    def from_settings(cls, settings) -> InfobipWhatsAppSender:
         return cls(base_url=settings.infobip_base_url, api_key=settings.infobip_api_key,
                    sender=settings.infobip_whatsapp_sender, template=settings.infobip_whatsapp_template,
                    timeout=settings.provider_timeout_seconds, secrets=settings.secret_values())

@@ -86,7 +86,7 @@ class SmtpSender:
         self.secrets = tuple(dict.fromkeys([s for s in (password, *secrets) if s]))
 
     @classmethod
-    def from_settings(cls, settings) -> "SmtpSender":
+    def from_settings(cls, settings) -> SmtpSender:
         return cls(host=settings.smtp_host, port=settings.smtp_port, from_address=settings.smtp_from,
                    user=settings.smtp_user, password=settings.smtp_password, security=settings.smtp_security,
                    timeout=settings.provider_timeout_seconds, instance=settings.base_url,

@@ -12,10 +12,17 @@ from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pagerpal_core.services.notifications import (ClaimedNotification, RetryPolicy,
-                                                  cancel_notifications_of_resolved, claim_due_notifications,
-                                                  clean_error, record_send_outcome, recover_expired_leases,
-                                                  release_claims, suppress_due_notifications)
+from pagerpal_core.services.notifications import (
+    ClaimedNotification,
+    RetryPolicy,
+    cancel_notifications_of_resolved,
+    claim_due_notifications,
+    clean_error,
+    record_send_outcome,
+    recover_expired_leases,
+    release_claims,
+    suppress_due_notifications,
+)
 from pagerpal_worker import systemd
 from pagerpal_worker.context import DISPATCH_CONCURRENCY, WorkerContext
 from pagerpal_worker.providers.base import OutboundMessage, SendResult
@@ -151,7 +158,7 @@ def record(ctx: WorkerContext, outcomes: list[Outcome]) -> None:
                   extra={"fields": {"notification_ids": [o.notification_id for o in outcomes],
                                     "error": clean_error(f"{type(exc).__name__}: {exc}", secrets)}})
         return
-    for outcome, status in zip(outcomes, statuses):
+    for outcome, status in zip(outcomes, statuses, strict=True):
         result = outcome.result
         fields = {"notification_id": outcome.notification_id, "outcome": result.outcome, "status": status}
         if status is None:

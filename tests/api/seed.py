@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import update
 
@@ -20,7 +20,7 @@ def seed(app, *, admin_email: str | None = None) -> dict:
 
     With `admin_email`, also an admin with that email and id ADMIN_ID.
     """
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with app.app_context():
         session = db.session
         if admin_email:

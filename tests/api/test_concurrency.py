@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import requests
 from sqlalchemy import func, select
@@ -18,7 +18,7 @@ ROUNDS = 4
 def test_concurrent_acknowledges_give_one_event_and_one_409(app, live_server, make_account):
     people = [make_account(role="responder") for _ in range(2)]
     with app.app_context():
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         incident_ids = []
         for n in range(ROUNDS):
             incident = Incident(title=f"Race {n}", external_id=f"race-{n}", severity="critical",

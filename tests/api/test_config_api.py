@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 
 def post(client, auth, url, body):
@@ -64,7 +64,7 @@ def test_schedule_layers_oncall_and_overlap_conflict(client, admin, make_account
     user_shifts = client.get(f"/api/v1/users/{cy.id}/shifts?{january}", headers=admin).json["items"]
     assert len(user_shifts) == 1 and user_shifts[0]["schedule_id"] == schedule["id"]
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     override = post(client, admin, f"{base}/overrides", {"user_id": bob.id, "starts_at": now.isoformat(),
                                                          "ends_at": (now + timedelta(hours=1)).isoformat(),
                                                          "reason": "swap"})

@@ -24,8 +24,12 @@ def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(app, live_ser
     import schemathesis
     from schemathesis import GenerationMode
     from schemathesis.checks import not_a_server_error
-    from schemathesis.specs.openapi.checks import (content_type_conformance, response_headers_conformance,
-                                                   response_schema_conformance, status_code_conformance)
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        response_headers_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
 
     ids = seed(app, admin_email="fuzz-admin@example.test")
     checks = [not_a_server_error, status_code_conformance, content_type_conformance,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from sqlalchemy import select
 
@@ -15,7 +15,7 @@ from pagerpal_core.services.schedules import create_rotation, create_schedule
 from tests.factories import make_user
 
 BASE_URL = "https://pagerpal.example.test"
-T0 = datetime(2025, 3, 9, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 9, 12, 0, tzinfo=UTC)
 
 
 @dataclass

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from pagerpal_core.errors import Conflict, Invalid
 from pagerpal_core.models import EscalationLevel, Notification
-from pagerpal_core.services.escalation import (add_level, add_target, create_policy, delete_level, delete_policy,
-                                               remove_target, resolve_targets, run_escalation_step, update_level,
-                                               update_policy)
+from pagerpal_core.services.escalation import (
+    add_level,
+    add_target,
+    create_policy,
+    delete_level,
+    delete_policy,
+    remove_target,
+    resolve_targets,
+    run_escalation_step,
+    update_level,
+    update_policy,
+)
 from pagerpal_core.services.paging import page_user
 from pagerpal_core.services.schedules import create_entry, create_schedule, delete_schedule
 from pagerpal_core.services.teams import add_team_member, create_team, delete_team
@@ -155,5 +164,5 @@ def test_level_removed_mid_incident_moves_to_the_next_number(session):
     level2 = session.scalar(select(EscalationLevel).where(EscalationLevel.policy_id == world.policy.id,
                                                           EscalationLevel.level_number == 2))
     delete_level(session, level2)
-    run_escalation_step(session, now=datetime(2030, 1, 1, tzinfo=timezone.utc), base_url=BASE_URL)
+    run_escalation_step(session, now=datetime(2030, 1, 1, tzinfo=UTC), base_url=BASE_URL)
     assert incident.current_level == third.level_number

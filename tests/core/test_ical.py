@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import icalendar
 
@@ -11,7 +11,7 @@ from pagerpal_core.services.oncall import shifts_between, user_shifts_between
 from pagerpal_core.services.schedules import create_entry, create_override, create_rotation, create_schedule
 from tests.factories import make_user
 
-UTC = timezone.utc
+UTC = UTC
 NOW = datetime(2025, 3, 5, 12, 0, tzinfo=UTC)
 START, END = datetime(2025, 3, 1, tzinfo=UTC), datetime(2025, 4, 5, tzinfo=UTC)
 

@@ -10,8 +10,14 @@ from sqlalchemy import select
 from pagerpal_core.errors import Conflict, Invalid
 from pagerpal_core.models import Incident, Notification
 from pagerpal_core.services.escalation import add_level, create_policy, run_escalation_step
-from pagerpal_core.services.incidents import (acknowledge_incident, add_note, escalate_incident, reassign_incident,
-                                              reopen_incident, resolve_incident)
+from pagerpal_core.services.incidents import (
+    acknowledge_incident,
+    add_note,
+    escalate_incident,
+    reassign_incident,
+    reopen_incident,
+    resolve_incident,
+)
 from pagerpal_core.services.users import deactivate_user
 from tests.core.routing_setup import BASE_URL, T0, event_kinds, make_source, make_world, open_incident, pages
 from tests.factories import make_user

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from pagerpal_core.errors import Conflict, Invalid
 from pagerpal_core.services.oncall import shifts_between, team_on_call, user_shifts_between, who_is_on_call
-from pagerpal_core.services.schedules import (add_rotation_participant, create_entry, create_override,
-                                              create_rotation, create_schedule, remove_rotation_participant,
-                                              update_entry)
+from pagerpal_core.services.schedules import (
+    add_rotation_participant,
+    create_entry,
+    create_override,
+    create_rotation,
+    create_schedule,
+    remove_rotation_participant,
+    update_entry,
+)
 from pagerpal_core.services.teams import add_team_member, create_team
 from pagerpal_core.services.users import deactivate_user
 from tests.factories import make_user
 
-UTC = timezone.utc
+UTC = UTC
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 # The rotation arithmetic is pure Python over stored UTC instants; the tables below run on
 # SQLite only to keep the suite quick, while the layer, overlap and deactivation tests run
@@ -162,7 +168,7 @@ def test_overlapping_overrides_newest_wins(session, people, overrides, expected)
                         ends_at=day + timedelta(hours=end), now=T0 + timedelta(minutes=minute))
     shifts = shifts_between(session, schedule, day, day + timedelta(days=1))
     assert [(s.user.name, (s.start - day).seconds // 3600, (s.end - day).seconds // 3600) for s in shifts] == expected
-    for name, start, end in expected:
+    for name, start, _end in expected:
         assert name_at(session, schedule, day + timedelta(hours=start, minutes=30)) == name
 
 

@@ -67,7 +67,7 @@ def count(factory, query) -> int:
 
 
 def test_double_acknowledge_gives_one_event(factory, world):
-    (w, incident_ids), incident_id = world, world[1][0]
+    w, incident_id = world[0], world[1][0]
     barrier = threading.Barrier(2, timeout=10)
 
     def acknowledge(user_id):

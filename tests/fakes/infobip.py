@@ -145,7 +145,7 @@ class FakeInfobip:
         """The base URL to configure as INFOBIP_BASE_URL."""
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "FakeInfobip":
+    def start(self) -> FakeInfobip:
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="fake-infobip", daemon=True)
         self._thread.start()
@@ -158,7 +158,7 @@ class FakeInfobip:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> "FakeInfobip":
+    def __enter__(self) -> FakeInfobip:
         return self.start()
 
     def __exit__(self, *exc) -> None:

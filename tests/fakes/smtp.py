@@ -77,7 +77,7 @@ def make_self_signed_cert(directory: Path) -> tuple[Path, Path]:
 
 
 class _Handler:
-    def __init__(self, fake: "FakeSMTP"):
+    def __init__(self, fake: FakeSMTP):
         self.fake = fake
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -162,7 +162,7 @@ class FakeSMTP:
             raise RuntimeError("this server has no TLS")
         return ssl.create_default_context(cafile=str(self.cafile))
 
-    def start(self) -> "FakeSMTP":
+    def start(self) -> FakeSMTP:
         self._controller.start()
         return self
 
@@ -172,7 +172,7 @@ class FakeSMTP:
         finally:
             shutil.rmtree(self._tmp, ignore_errors=True)
 
-    def __enter__(self) -> "FakeSMTP":
+    def __enter__(self) -> FakeSMTP:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
@@ -13,7 +13,7 @@ from pagerpal_core.security import sha256_hex
 from pagerpal_core.services import alert_sources as svc
 from pagerpal_core.services.ingestion import send_test_alert
 
-NOW = datetime(2024, 3, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def test_key_shape_and_storage(session):

@@ -8,8 +8,7 @@ import json
 import pytest
 
 from pagerpal_core.errors import Invalid
-from pagerpal_core.payloads import (ACKNOWLEDGE, IGNORE, MAX_TITLE, PARSERS, RESOLVE, TRIGGER,
-                                    parse_payload)
+from pagerpal_core.payloads import ACKNOWLEDGE, IGNORE, MAX_TITLE, PARSERS, RESOLVE, TRIGGER, parse_payload
 from tests.ingestion import samples
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from pagerpal_core.models import AlertSource
 from pagerpal_core.services.alert_sources import create_alert_source
 from pagerpal_core.services.rate_limit import take_token
 
-T0 = datetime(2024, 3, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def take(session, source_id, at, capacity=3, rate=1.0):
@@ -93,7 +93,7 @@ def test_web_answers_429_with_retry_after_and_writes_nothing(make_app, database_
     from pagerpal_web.extensions import db
 
     with app.app_context():
-        key = create_alert_source(db.session, name="web", now=datetime.now(timezone.utc)).key
+        key = create_alert_source(db.session, name="web", now=datetime.now(UTC)).key
         db.session.commit()
     client = app.test_client()
     assert [post(client, "/api/v1/alerts", {"title": f"a{i}"}, key).status_code for i in range(2)] == [201, 201]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -15,11 +15,16 @@ from pagerpal_core.errors import Invalid
 from pagerpal_core.models import SnsSubscription
 from pagerpal_core.payloads import SnsControl
 from pagerpal_core.services.alert_sources import create_alert_source
-from pagerpal_core.services.sns import (MAX_ATTEMPTS, confirm_pending_subscriptions, list_sns_subscriptions,
-                                        record_sns_control, sns_url_region)
+from pagerpal_core.services.sns import (
+    MAX_ATTEMPTS,
+    confirm_pending_subscriptions,
+    list_sns_subscriptions,
+    record_sns_control,
+    sns_url_region,
+)
 from tests.ingestion import samples
 
-T0 = datetime(2024, 3, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
 
 class FakeSns:

@@ -11,7 +11,6 @@ import pytest
 from tests.ingestion import samples
 from tests.ingestion.conftest import post
 
-
 # --- generic: open, dedup, recover, reopen ----------------------------------------------
 
 def test_generic_lifecycle(client, source, incidents, timeline, row_counts):

@@ -6,8 +6,13 @@ import pytest
 
 from pagerpal_worker.providers import build_senders
 from pagerpal_worker.providers.base import OutboundMessage
-from pagerpal_worker.providers.infobip import (InfobipSmsSender, InfobipWhatsAppSender, infobip_number,
-                                               normalize_base_url, parse_template_setting)
+from pagerpal_worker.providers.infobip import (
+    InfobipSmsSender,
+    InfobipWhatsAppSender,
+    infobip_number,
+    normalize_base_url,
+    parse_template_setting,
+)
 from tests.fakes.infobip import SMS_PATH, WHATSAPP_TEMPLATE_PATH, WHATSAPP_TEXT_PATH
 from tests.providers.conftest import API_KEY, closed_port, provider_settings
 

@@ -33,14 +33,14 @@ def post_form(client, page: str, action: str, data: dict):
 
 def field_errors(html: str, field_id: str) -> list[str]:
     """The error lines rendered inside the field wrapper of `field_id`."""
-    match = re.search(r'<div class="field has-error">\s*<label for="%s">.*?</div>' % re.escape(field_id), html, re.S)
+    match = re.search(rf'<div class="field has-error">\s*<label for="{re.escape(field_id)}">.*?</div>', html, re.S)
     return re.findall(r'<p class="error">([^<]*)</p>', match.group(0)) if match else []
 
 
 def incident(app, incident_id) -> Incident:
     with app.app_context():
         found = db.session.get(Incident, incident_id)
-        found.events  # load the timeline while the session is open
+        _ = found.events  # load the timeline while the session is open
         db.session.expunge_all()
         return found
 
@@ -64,8 +64,8 @@ def test_acknowledge_acting_as_a_responder_without_login(app, world):
 def test_acting_as_defaults_to_the_signed_in_user(app, world):
     html = signed_in(app, world.responder_email).get(f"/incidents/{world.incident_id}").get_data(as_text=True)
     select = re.search(r'<select[^>]*id="ack-acting_as".*?</select>', html, re.S).group(0)
-    assert re.search(r'<option selected value="%d">Rita Responder</option>' % world.responder_id, select) or \
-        re.search(r'<option value="%d" selected>Rita Responder</option>' % world.responder_id, select), select
+    assert re.search(rf'<option selected value="{world.responder_id}">Rita Responder</option>', select) or \
+        re.search(rf'<option value="{world.responder_id}" selected>Rita Responder</option>', select), select
     assert "Pat Paged (no login)" in select
 
 

@@ -16,8 +16,7 @@ from collections import Counter
 import pytest
 
 from pagerpal_core.db import make_engine, make_session_factory
-from tests.worker.conftest import (notification_ids_received, queue_pages, read, status_counts, wait_until,
-                                   worker_env)
+from tests.worker.conftest import notification_ids_received, queue_pages, read, status_counts, wait_until, worker_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres_only, pytest.mark.timeout(240)]
 
