@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, sessionmaker
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from pagerpal_core.errors import Conflict
 from pagerpal_core.timeutil import as_utc
 
 # Named constraints so Alembic migrations are stable across SQLite and PostgreSQL.
@@ -110,3 +114,19 @@ def is_postgres(session_or_engine) -> bool:
     """True when the session's (or engine's) database is PostgreSQL."""
     bind = session_or_engine.get_bind() if hasattr(session_or_engine, "get_bind") else session_or_engine
     return bind.dialect.name == "postgresql"
+
+
+@contextmanager
+def unique_or_conflict(session: Session, message: str, *, fields: dict | None = None) -> Iterator[None]:
+    """Run the block in a savepoint and flush it; a constraint it breaks becomes `Conflict(message)`.
+
+    Uniqueness and foreign keys live in the schema, so services attempt the write and react
+    to the database's answer instead of checking first (a check races with a concurrent
+    writer). The savepoint keeps the caller's transaction usable after the refusal.
+    """
+    try:
+        with session.begin_nested():
+            yield
+            session.flush()
+    except IntegrityError:
+        raise Conflict(message, fields=fields) from None

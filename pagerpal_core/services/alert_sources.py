@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, exists, func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from pagerpal_core.db import unique_or_conflict
 from pagerpal_core.errors import Conflict, Invalid, NotFound
 from pagerpal_core.models import AlertSource, EscalationPolicy, Incident, Team
 from pagerpal_core.models.alert_sources import SOURCE_KINDS
@@ -164,13 +164,9 @@ def create_alert_source(session: Session, *, name: str, kind: str = "generic", p
                          severity_map=normalise_severity_map(severity_map), active=bool(active),
                          key_rotated_at=now, created_at=now, updated_at=now)
     _apply_key(source, key)
-    try:
-        with session.begin_nested():
-            session.add(source)
-            session.flush()
-    except IntegrityError:
-        raise Conflict(f"an alert source named {name.strip()!r} already exists",
-                       fields={"name": "already in use"}) from None
+    with unique_or_conflict(session, f"an alert source named {name.strip()!r} already exists",
+                            fields={"name": "already in use"}):
+        session.add(source)
     return IssuedKey(source=source, key=key)
 
 
@@ -179,16 +175,11 @@ def rename_alert_source(session: Session, source: AlertSource, name: str, *, now
     errors = _validate(session, name=name, check=("name",))
     if errors:
         raise Invalid("invalid alert source", fields=errors)
-    old = source.name
-    try:
-        with session.begin_nested():
-            source.name = name.strip()
-            source.updated_at = now
-            session.flush()
-    except IntegrityError:
-        source.name = old
-        raise Conflict(f"an alert source named {name.strip()!r} already exists",
-                       fields={"name": "already in use"}) from None
+    # Rolling the savepoint back expires `source`, so after a conflict it reads its old name again.
+    with unique_or_conflict(session, f"an alert source named {name.strip()!r} already exists",
+                            fields={"name": "already in use"}):
+        source.name = name.strip()
+        source.updated_at = now
     return source
 
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from pagerpal_core.db import unique_or_conflict
 from pagerpal_core.errors import Conflict, NotFound
 from pagerpal_core.models import Rotation, RotationParticipant, Schedule, ScheduleEntry, ScheduleOverride, Team, User
 from pagerpal_core.services.config_fields import (
@@ -68,12 +68,8 @@ def create_schedule(session: Session, *, name: str, timezone: str = "UTC", descr
     raise_if(errors, "invalid schedule")
     schedule = Schedule(name=name, timezone=timezone, description=description,
                         team_id=team.id if team else None, created_at=now or utcnow())
-    try:
-        with session.begin_nested():
-            session.add(schedule)
-            session.flush()
-    except IntegrityError:
-        raise Conflict(f"a schedule named {name} already exists", fields={"name": "already in use"}) from None
+    with unique_or_conflict(session, f"a schedule named {name} already exists", fields={"name": "already in use"}):
+        session.add(schedule)
     return schedule
 
 
@@ -96,26 +92,18 @@ def update_schedule(session: Session, schedule: Schedule, *, name=UNSET, timezon
         found = lookup(session, Team, team, "team_id", errors, label="team") if team is not None else None
         values["team_id"] = found.id if found else None
     raise_if(errors, "invalid schedule")
-    try:
-        with session.begin_nested():
-            for key, value in values.items():
-                setattr(schedule, key, value)
-            session.flush()
-    except IntegrityError:
-        raise Conflict(f"a schedule named {values.get('name')} already exists",
-                       fields={"name": "already in use"}) from None
+    with unique_or_conflict(session, f"a schedule named {values.get('name')} already exists",
+                            fields={"name": "already in use"}):
+        for key, value in values.items():
+            setattr(schedule, key, value)
     return schedule
 
 
 def delete_schedule(session: Session, schedule: Schedule) -> None:
     """Delete a schedule and its layers; refused while an escalation level targets it."""
-    try:
-        with session.begin_nested():
-            session.delete(schedule)
-            session.flush()
-    except IntegrityError:
-        raise Conflict(f"schedule {schedule.name} is a target of an escalation policy; "
-                       "remove it from the policy first") from None
+    with unique_or_conflict(session, f"schedule {schedule.name} is a target of an escalation policy; "
+                            "remove it from the policy first"):
+        session.delete(schedule)
 
 
 def lock_schedule(session: Session, schedule: Schedule) -> Schedule:
@@ -339,13 +327,9 @@ def add_rotation_participant(session: Session, rotation: Rotation, user: User | 
     position = session.scalar(select(func.coalesce(func.max(RotationParticipant.position) + 1, 0))
                               .where(RotationParticipant.rotation_id == rotation.id))
     participant = RotationParticipant(rotation_id=rotation.id, user_id=user.id, position=position)
-    try:
-        with session.begin_nested():
-            session.add(participant)
-            session.flush()
-    except IntegrityError:
-        # The position key is unique: someone else appended at the same moment.
-        raise Conflict("the rotation changed at the same time; try again") from None
+    # The position key is unique: a conflict means someone else appended at the same moment.
+    with unique_or_conflict(session, "the rotation changed at the same time; try again"):
+        session.add(participant)
     session.refresh(rotation, ["participants"])
     return participant
 

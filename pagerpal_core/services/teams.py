@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from pagerpal_core.errors import Conflict, NotFound
+from pagerpal_core.db import unique_or_conflict
+from pagerpal_core.errors import NotFound
 from pagerpal_core.models import Team, TeamMembership, User
 from pagerpal_core.services.config_fields import UNSET, clean_text, lookup_active_user, raise_if
 from pagerpal_core.timeutil import utcnow
@@ -38,12 +38,8 @@ def create_team(session: Session, *, name: str, description: str = "", now: date
     description = clean_text(description, "description", errors, max_len=1000, required=False)
     raise_if(errors, "invalid team")
     team = Team(name=name, description=description, created_at=now or utcnow())
-    try:
-        with session.begin_nested():
-            session.add(team)
-            session.flush()
-    except IntegrityError:
-        raise Conflict(f"a team named {name} already exists", fields={"name": "already in use"}) from None
+    with unique_or_conflict(session, f"a team named {name} already exists", fields={"name": "already in use"}):
+        session.add(team)
     return team
 
 
@@ -54,24 +50,16 @@ def update_team(session: Session, team: Team, *, name=UNSET, description=UNSET) 
     new_description = (clean_text(description, "description", errors, max_len=1000, required=False)
                        if description is not UNSET else team.description)
     raise_if(errors, "invalid team")
-    try:
-        with session.begin_nested():
-            team.name, team.description = new_name, new_description
-            session.flush()
-    except IntegrityError:
-        raise Conflict(f"a team named {new_name} already exists", fields={"name": "already in use"}) from None
+    with unique_or_conflict(session, f"a team named {new_name} already exists", fields={"name": "already in use"}):
+        team.name, team.description = new_name, new_description
     return team
 
 
 def delete_team(session: Session, team: Team) -> None:
     """Delete a team with its memberships; refused while schedules, policies or incidents use it."""
-    try:
-        with session.begin_nested():
-            session.delete(team)
-            session.flush()
-    except IntegrityError:
-        raise Conflict(f"team {team.name} is still used by schedules, escalation policies, alert sources "
-                       "or incidents; detach them first") from None
+    with unique_or_conflict(session, f"team {team.name} is still used by schedules, escalation policies, "
+                            "alert sources or incidents; detach them first"):
+        session.delete(team)
 
 
 def add_team_member(session: Session, team: Team, user: User | int, *,
@@ -81,13 +69,9 @@ def add_team_member(session: Session, team: Team, user: User | int, *,
     user = lookup_active_user(session, user, "user_id", errors)
     raise_if(errors, "invalid team member")
     membership = TeamMembership(team_id=team.id, user_id=user.id, created_at=now or utcnow())
-    try:
-        with session.begin_nested():
-            session.add(membership)
-            session.flush()
-    except IntegrityError:
-        raise Conflict(f"{user.name} is already a member of {team.name}",
-                       fields={"user_id": "already a member"}) from None
+    with unique_or_conflict(session, f"{user.name} is already a member of {team.name}",
+                            fields={"user_id": "already a member"}):
+        session.add(membership)
     return membership
 
 
