@@ -1,11 +1,16 @@
-"""Fixtures: an app on a fresh SQLite file and on a fresh PostgreSQL database per test.
+"""Fixtures: an app on a fresh SQLite file and on an empty PostgreSQL database per test.
 
 PostgreSQL tests skip with a reason when the server is not reachable, unless
 PAGERPAL_REQUIRE_POSTGRES=1, which makes them fail (CI sets it).
+
+Passwords are hashed with a one-iteration PBKDF2 in tests: scrypt's deliberate cost
+was most of the suite's time (every account a fixture creates pays it), and what it
+protects is checked once, with the real hasher, in tests/test_password_hashing.py.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
@@ -23,6 +28,26 @@ _pg_counter = {"passed": 0, "ran": 0}
 
 def pytest_configure(config):
     config.pagerpal_pg_reason = dbutil.postgres_unavailable_reason()
+    use_cheap_password_hashing()
+
+
+def use_cheap_password_hashing() -> None:
+    """Make `hash_password` cheap in this process (verification reads the method from the hash)."""
+    from werkzeug.security import generate_password_hash
+
+    from pagerpal_core import security
+
+    security.generate_password_hash = functools.partial(generate_password_hash, method="pbkdf2:sha256:1")
+
+
+@pytest.fixture
+def real_password_hashing(monkeypatch):
+    """The production hasher (scrypt) for the test that checks it."""
+    from werkzeug.security import generate_password_hash
+
+    from pagerpal_core import security
+
+    monkeypatch.setattr(security, "generate_password_hash", generate_password_hash)
 
 
 @pytest.fixture(scope="session")
@@ -45,6 +70,14 @@ def pg_template(request):
         dbutil.drop_pg_database(name)
 
 
+@pytest.fixture(scope="session")
+def pg_pool(pg_template):
+    """Migrated databases reused across this process's tests (reset between them)."""
+    pool = dbutil.PgPool(pg_template)
+    yield pool
+    pool.close()
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request):
     return request.param
@@ -56,23 +89,21 @@ def database_url(request, backend, tmp_path):
     if backend == "sqlite":
         yield dbutil.clone_sqlite(request.getfixturevalue("sqlite_template"), tmp_path)
         return
-    template = request.getfixturevalue("pg_template")
-    name = dbutil.create_pg_database(template=template)
-    try:
-        yield dbutil.pg_url(name)
-    finally:
-        dbutil.drop_pg_database(name)
+    yield from _pooled_pg_url(request.getfixturevalue("pg_pool"))
 
 
 @pytest.fixture
 def pg_database_url(request):
-    """A fresh PostgreSQL database for tests that only make sense there."""
-    template = request.getfixturevalue("pg_template")
-    name = dbutil.create_pg_database(template=template)
+    """An empty, migrated PostgreSQL database for tests that only make sense there."""
+    yield from _pooled_pg_url(request.getfixturevalue("pg_pool"))
+
+
+def _pooled_pg_url(pool):
+    name = pool.acquire()
     try:
         yield dbutil.pg_url(name)
     finally:
-        dbutil.drop_pg_database(name)
+        pool.release(name)
 
 
 def app_overrides(database_url: str, tmp_path, **extra) -> dict:
@@ -187,5 +218,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 
 def pytest_sessionfinish(session, exitstatus):
+    if hasattr(session.config, "workerinput"):
+        return  # an xdist worker: the controller, which sees every report, decides
     if REQUIRE_POSTGRES and _pg_counter["ran"] == 0 and session.testscollected:
         session.exitstatus = 1

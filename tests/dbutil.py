@@ -1,4 +1,11 @@
-"""Fresh databases for tests: a migrated template per backend, cloned for each test."""
+"""Fresh databases for tests: a migrated template per backend, cloned or reset for each test.
+
+SQLite: the template file is copied per test (a file copy is cheap). PostgreSQL:
+`CREATE DATABASE ... TEMPLATE` costs a few hundred milliseconds, so each test process
+keeps a pool of migrated databases and empties one with `TRUNCATE ... RESTART IDENTITY`
+when a test is done with it; a database a test changed beyond its rows (schema,
+migration version) is dropped instead of reused.
+"""
 
 from __future__ import annotations
 
@@ -33,11 +40,22 @@ def postgres_unavailable_reason() -> str | None:
         return f"PostgreSQL not reachable at {PG_ADMIN_URL}: {type(exc).__name__}"
 
 
-def _admin_exec(sql: str) -> None:
-    engine = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sa.text(sql))
-    engine.dispose()
+_admin_engine: sa.Engine | None = None
+
+
+def _admin() -> sa.Engine:
+    """One autocommit engine on the admin database per test process (pre-pinged: the
+    server may have been restarted by a test)."""
+    global _admin_engine
+    if _admin_engine is None:
+        _admin_engine = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True,
+                                         pool_size=1, max_overflow=2)
+    return _admin_engine
+
+
+def _admin_exec(sql: str, **params) -> None:
+    with _admin().connect() as conn:
+        conn.execute(sa.text(sql), params)
 
 
 def upgrade(url: str) -> None:
@@ -71,3 +89,74 @@ def clone_sqlite(template: Path, directory: Path) -> str:
     target = directory / f"pagerpal-{uuid.uuid4().hex[:8]}.db"
     shutil.copyfile(template, target)
     return f"sqlite:///{target}"
+
+
+def _public_tables(conn) -> list[str]:
+    return list(conn.scalars(sa.text(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")))
+
+
+def _schema_fingerprint(conn) -> tuple:
+    """Tables and migration version: what a reset must find unchanged to reuse a database."""
+    tables = _public_tables(conn)
+    version = tuple(conn.scalars(sa.text("SELECT version_num FROM alembic_version"))) \
+        if "alembic_version" in tables else ()
+    return tuple(tables), version
+
+
+def reset_pg_database(name: str, expected: tuple) -> bool:
+    """Empty every table of `name` and restart its sequences; False when it cannot be
+    reused (schema or migration version changed, or the reset failed)."""
+    # Connections a test left behind (leaked pools, killed subprocesses) would block TRUNCATE.
+    _admin_exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = :name AND pid <> pg_backend_pid()", name=name)
+    engine = sa.create_engine(pg_url(name), poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("SET LOCAL lock_timeout = '5s'"))
+            if _schema_fingerprint(conn) != expected:
+                return False
+            tables = [t for t in expected[0] if t != "alembic_version"]
+            if tables:
+                conn.execute(sa.text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables)
+                                     + " RESTART IDENTITY CASCADE"))
+        return True
+    except sa.exc.SQLAlchemyError:
+        return False
+    finally:
+        engine.dispose()
+
+
+class PgPool:
+    """Migrated PostgreSQL databases for one test process, reused after a reset."""
+
+    def __init__(self, template: str):
+        self.template = template
+        self.free: list[str] = []
+        self.owned: set[str] = set()
+        engine = sa.create_engine(pg_url(template), poolclass=sa.pool.NullPool)
+        with engine.connect() as conn:
+            self.expected = _schema_fingerprint(conn)
+        engine.dispose()
+
+    def acquire(self) -> str:
+        """A migrated, empty database name."""
+        if self.free:
+            return self.free.pop()
+        name = create_pg_database(template=self.template)
+        self.owned.add(name)
+        return name
+
+    def release(self, name: str) -> None:
+        """Give `name` back: reset for the next test, or dropped when it cannot be."""
+        if reset_pg_database(name, self.expected):
+            self.free.append(name)
+        else:
+            self.owned.discard(name)
+            drop_pg_database(name)
+
+    def close(self) -> None:
+        for name in self.owned:
+            drop_pg_database(name)
+        self.owned.clear()
+        self.free.clear()

@@ -1,7 +1,8 @@
 """PostgreSQL restarted under a running worker: it recovers by itself and loses nothing.
 
-The file name sorts last so the restart (which briefly drops every connection to the shared
-test server) happens after the other tests; it waits for pg_isready before it ends.
+The restart briefly drops every connection to the shared test server, so this is marked
+`serial`: `make test` runs it alone after the parallel pass. It waits for pg_isready before
+it ends.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 from pagerpal_core.db import make_engine, make_session_factory
 from tests.worker.conftest import notification_ids_received, queue_pages, read, status_counts, wait_until, worker_env
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres_only, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.slow, pytest.mark.serial, pytest.mark.postgres_only, pytest.mark.timeout(240)]
 
 
 def local_cluster() -> tuple[str, str] | None:
