@@ -166,6 +166,10 @@ class Settings:
     infobip_whatsapp_sender: str = _setting("INFOBIP_WHATSAPP_SENDER", _text, "")
     infobip_whatsapp_template: str = _setting("INFOBIP_WHATSAPP_TEMPLATE", _text, "")
     infobip_receipt_token: str = _setting("INFOBIP_RECEIPT_TOKEN", _text, "", secret=True)
+    # Empty switches the inbound (reply command) endpoint off: it is never open.
+    infobip_inbound_token: str = _setting("INFOBIP_INBOUND_TOKEN", _text, "", secret=True)
+    # How long a page's signed action link (/a/<token>) keeps working.
+    action_link_ttl_seconds: int = _setting("ACTION_LINK_TTL_SECONDS", _positive_int, "86400")
     smtp_host: str = _setting("SMTP_HOST", _text, "")
     smtp_port: int = _setting("SMTP_PORT", _port, "587")
     smtp_user: str = _setting("SMTP_USER", _text, "")

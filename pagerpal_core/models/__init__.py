@@ -1,6 +1,7 @@
 """All models; importing this package registers every table on `Base.metadata`."""
 
 from pagerpal_core.db import Base
+from pagerpal_core.models.action_links import ActionLink, InboundMessage, ReplyCode  # noqa: F401
 from pagerpal_core.models.alert_sources import AlertSource, SnsSubscription
 from pagerpal_core.models.escalation import EscalationLevel, EscalationPolicy, EscalationTarget
 from pagerpal_core.models.incidents import Incident, IncidentEvent
