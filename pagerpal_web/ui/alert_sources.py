@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import flash, make_response, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
-from pagerpal_core.errors import DomainError
 from pagerpal_core.models import EscalationPolicy, Incident, SnsSubscription, Team
 from pagerpal_core.services import alert_sources as source_service
 from pagerpal_core.services.ingestion import send_test_alert
@@ -13,7 +12,7 @@ from pagerpal_core.timeutil import utcnow
 from pagerpal_web.auth import login_required_role
 from pagerpal_web.extensions import db
 from pagerpal_web.ui import bp
-from pagerpal_web.ui.common import apply_errors, form_status, settings
+from pagerpal_web.ui.common import form_action, form_status, settings
 from pagerpal_web.ui.forms import AlertSourceForm, ConfirmForm, choice_list
 
 # Where each kind of sender posts (paths under the base URL).
@@ -72,18 +71,11 @@ def key_page(source, key: str, *, regenerated: bool):
 def create_alert_source_view():
     """Create a source and show its key once."""
     form = _fill_choices(AlertSourceForm())
-    if not form.validate_on_submit():
-        return _list_page(form)
-    try:
-        issued = source_service.create_alert_source(
+    return form_action(
+        lambda: source_service.create_alert_source(
             db.session, name=form.name.data, kind=form.kind.data, policy_id=form.policy_id.data,
-            team_id=form.team_id.data, now=utcnow())
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        apply_errors(form, exc)
-        return _list_page(form)
-    return key_page(issued.source, issued.key, regenerated=False)
+            team_id=form.team_id.data, now=utcnow()),
+        form=form, page=_list_page, then=lambda issued: key_page(issued.source, issued.key, regenerated=False))
 
 
 def _detail_page(source, form=None):
@@ -114,19 +106,12 @@ def update_alert_source_view(source_id: int):
     """Change the name, kind, policy or team."""
     source = source_service.get_alert_source(db.session, source_id)
     form = _fill_choices(AlertSourceForm(prefix="source"))
-    if not form.validate_on_submit():
-        return _detail_page(source, form)
-    try:
-        source_service.update_alert_source(db.session, source, now=utcnow(), name=form.name.data,
-                                           kind=form.kind.data, policy_id=form.policy_id.data,
-                                           team_id=form.team_id.data)
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        apply_errors(form, exc)
-        return _detail_page(source_service.get_alert_source(db.session, source_id), form)
-    flash("Alert source saved.", "success")
-    return redirect(url_for("ui.alert_source_detail", source_id=source_id), code=303)
+    return form_action(
+        lambda: source_service.update_alert_source(db.session, source, now=utcnow(), name=form.name.data,
+                                                   kind=form.kind.data, policy_id=form.policy_id.data,
+                                                   team_id=form.team_id.data),
+        form=form, page=lambda form: _detail_page(source, form), done="Alert source saved.",
+        then=url_for("ui.alert_source_detail", source_id=source_id))
 
 
 @bp.route("/alert-sources/<int:source_id>/regenerate", methods=["GET", "POST"])
@@ -158,17 +143,12 @@ def toggle_alert_source_view(source_id: int):
 def test_alert_source_view(source_id: int):
     """Open the source's test incident, exactly as a webhook would, and show it."""
     source = source_service.get_alert_source(db.session, source_id)
-    try:
-        result = send_test_alert(db.session, source, now=utcnow(), base_url=settings().base_url)
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-        return redirect(url_for("ui.alert_source_detail", source_id=source_id), code=303)
-    flash(f"Test alert sent: {result.message}", "success")
-    if result.incident_id:
-        return redirect(url_for("ui.incident_detail", incident_id=result.incident_id), code=303)
-    return redirect(url_for("ui.alert_source_detail", source_id=source_id), code=303)
+    detail = url_for("ui.alert_source_detail", source_id=source_id)
+    return form_action(
+        lambda: send_test_alert(db.session, source, now=utcnow(), base_url=settings().base_url),
+        done=lambda result: f"Test alert sent: {result.message}", failed=detail,
+        then=lambda result: url_for("ui.incident_detail", incident_id=result.incident_id)
+        if result.incident_id else detail)
 
 
 @bp.post("/alert-sources/<int:source_id>/delete")
@@ -176,12 +156,5 @@ def test_alert_source_view(source_id: int):
 def delete_alert_source_view(source_id: int):
     """Delete a source that never opened an incident (otherwise deactivate it)."""
     source = source_service.get_alert_source(db.session, source_id)
-    try:
-        source_service.delete_alert_source(db.session, source)
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-        return redirect(url_for("ui.alert_source_detail", source_id=source_id), code=303)
-    flash("Alert source deleted.", "success")
-    return redirect(url_for("ui.alert_sources"), code=303)
+    return form_action(lambda: source_service.delete_alert_source(db.session, source), done="Alert source deleted.",
+                       then=url_for("ui.alert_sources"), failed=url_for("ui.alert_source_detail", source_id=source_id))

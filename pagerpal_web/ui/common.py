@@ -1,10 +1,11 @@
-"""Helpers shared by the UI views: template globals, form error mapping, display filters."""
+"""Helpers shared by the UI views: template globals, the form-post helper, form error mapping, display filters."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
-from flask import current_app, flash, request
+from flask import current_app, flash, redirect, request
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -95,3 +96,38 @@ def apply_errors(form, exc: DomainError, aliases: dict | None = None) -> None:
 def form_status(form) -> int:
     """422 when a posted form failed validation (so tests and clients can tell), else 200."""
     return 422 if request.method == "POST" and any(f.errors for f in form) else 200
+
+
+def error_text(exc: DomainError) -> str:
+    """A service refusal as one flash line: its message, then each field's problem."""
+    return exc.message + "".join(f"; {name.replace('_', ' ')} {problem}" for name, problem in exc.fields.items())
+
+
+def form_action(action: Callable, *, then, done=None, form=None, page: Callable | None = None,
+                aliases: dict | None = None, failed: str | None = None):
+    """The body of every UI POST: validate, run one service call, commit, flash, redirect.
+
+    `form`, when given, is validated first; an invalid form, or a DomainError from `action`,
+    re-renders through `page(form)` with the service's field errors next to the fields
+    (`aliases` renames service fields to form fields). Without a form a refusal is flashed and
+    the browser goes to `failed` (default: `then`). Either way the transaction is rolled back,
+    so a refused action writes nothing. On success `done` (text, or a function of the action's
+    result) is flashed and `then` (a URL, or a function of the result giving a URL or a whole
+    response) answers.
+    """
+    if form is not None and not form.validate_on_submit():
+        return page(form)
+    try:
+        result = action()
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        if form is not None:
+            apply_errors(form, exc, aliases)
+            return page(form)
+        flash(error_text(exc), "error")
+        return redirect(failed or then, code=303)
+    if done is not None:
+        flash(done(result) if callable(done) else done, "success")
+    answer = then(result) if callable(then) else then
+    return redirect(answer, code=303) if isinstance(answer, str) else answer

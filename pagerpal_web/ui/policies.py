@@ -5,14 +5,13 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from pagerpal_core.errors import DomainError
 from pagerpal_core.models import AlertSource, Schedule, Team, User
 from pagerpal_core.services import escalation
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.auth import login_required_role
 from pagerpal_web.extensions import db
 from pagerpal_web.ui import bp
-from pagerpal_web.ui.common import apply_errors, form_status
+from pagerpal_web.ui.common import form_action, form_status
 from pagerpal_web.ui.forms import LevelForm, PolicyForm, TargetForm, choice_list
 
 
@@ -75,19 +74,11 @@ def create_policy_view():
     """Create a policy; levels are added on its page."""
     form = PolicyForm()
     form.team_id.choices = _team_choices()
-    if not form.validate_on_submit():
-        return _list_page(form)
-    try:
-        policy = escalation.create_policy(db.session, name=form.name.data, description=form.description.data or "",
-                                          team=form.team_id.data, repeat_count=form.repeat_count.data,
-                                          now=utcnow())
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        apply_errors(form, exc)
-        return _list_page(form)
-    flash(f"Created {policy.name}. Add level 1 next.", "success")
-    return redirect(url_for("ui.policy_detail", policy_id=policy.id), code=303)
+    return form_action(
+        lambda: escalation.create_policy(db.session, name=form.name.data, description=form.description.data or "",
+                                         team=form.team_id.data, repeat_count=form.repeat_count.data, now=utcnow()),
+        form=form, page=_list_page, done=lambda policy: f"Created {policy.name}. Add level 1 next.",
+        then=lambda policy: url_for("ui.policy_detail", policy_id=policy.id))
 
 
 def _detail_page(policy, *, form=None, level_form=None, target_form=None, target_level_id=None):
@@ -124,18 +115,12 @@ def update_policy_view(policy_id: int):
     policy = escalation.get_policy(db.session, policy_id)
     form = PolicyForm(prefix="policy")
     form.team_id.choices = _team_choices()
-    if not form.validate_on_submit():
-        return _detail_page(policy, form=form)
-    try:
-        escalation.update_policy(db.session, policy, name=form.name.data, description=form.description.data or "",
-                                 team=form.team_id.data, repeat_count=form.repeat_count.data)
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        apply_errors(form, exc)
-        return _detail_page(escalation.get_policy(db.session, policy_id), form=form)
-    flash("Policy saved.", "success")
-    return redirect(url_for("ui.policy_detail", policy_id=policy_id), code=303)
+    return form_action(
+        lambda: escalation.update_policy(db.session, policy, name=form.name.data,
+                                         description=form.description.data or "", team=form.team_id.data,
+                                         repeat_count=form.repeat_count.data),
+        form=form, page=lambda form: _detail_page(policy, form=form), done="Policy saved.",
+        then=url_for("ui.policy_detail", policy_id=policy_id))
 
 
 @bp.post("/escalation-policies/<int:policy_id>/levels")
@@ -145,18 +130,13 @@ def add_level_view(policy_id: int):
     policy = escalation.get_policy(db.session, policy_id)
     form = LevelForm(prefix="level")
     form.target.choices = target_choices()
-    if not form.validate_on_submit():
-        return _detail_page(policy, level_form=form)
-    try:
-        escalation.add_level(db.session, policy, level_number=form.level_number.data,
-                             delay_minutes=form.delay_minutes.data, targets=[parse_target(form.target.data)])
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        apply_errors(form, exc, aliases={"targets": "target", "targets[0]": "target"})
-        return _detail_page(escalation.get_policy(db.session, policy_id), level_form=form)
-    flash(f"Level {form.level_number.data} added.", "success")
-    return redirect(url_for("ui.policy_detail", policy_id=policy_id), code=303)
+    return form_action(
+        lambda: escalation.add_level(db.session, policy, level_number=form.level_number.data,
+                                     delay_minutes=form.delay_minutes.data, targets=[parse_target(form.target.data)]),
+        form=form, page=lambda form: _detail_page(policy, level_form=form),
+        aliases={"targets": "target", "targets[0]": "target"},
+        done=lambda level: f"Level {form.level_number.data} added.",
+        then=url_for("ui.policy_detail", policy_id=policy_id))
 
 
 @bp.post("/escalation-policies/<int:policy_id>/levels/<int:level_id>/targets")
@@ -167,18 +147,10 @@ def add_target_view(policy_id: int, level_id: int):
     level = escalation.get_level(db.session, policy, level_id)
     form = TargetForm(prefix="target")
     form.target.choices = target_choices()
-    if not form.validate_on_submit():
-        return _detail_page(policy, target_form=form, target_level_id=level_id)
-    try:
-        escalation.add_target(db.session, level, parse_target(form.target.data))
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        apply_errors(form, exc)
-        return _detail_page(escalation.get_policy(db.session, policy_id), target_form=form,
-                            target_level_id=level_id)
-    flash("Target added.", "success")
-    return redirect(url_for("ui.policy_detail", policy_id=policy_id), code=303)
+    return form_action(
+        lambda: escalation.add_target(db.session, level, parse_target(form.target.data)),
+        form=form, page=lambda form: _detail_page(policy, target_form=form, target_level_id=level_id),
+        done="Target added.", then=url_for("ui.policy_detail", policy_id=policy_id))
 
 
 @bp.post("/escalation-policies/<int:policy_id>/levels/<int:level_id>/targets/<int:target_id>/remove")
@@ -200,17 +172,12 @@ def update_level_view(policy_id: int, level_id: int):
     level = escalation.get_level(db.session, policy, level_id)
     number = request.form.get("level_number", type=int)
     delay = request.form.get("delay_minutes", type=int)
-    try:
-        escalation.update_level(db.session, level, level_number=number if number is not None else level.level_number,
-                                delay_minutes=delay if delay is not None else "")
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        flash(f"Level not saved: {exc.message}"
-              + "".join(f"; {name.replace('_', ' ')} {problem}" for name, problem in exc.fields.items()), "error")
-    else:
-        flash(f"Level {level.level_number} saved.", "success")
-    return redirect(url_for("ui.policy_detail", policy_id=policy_id), code=303)
+    return form_action(
+        lambda: escalation.update_level(db.session, level,
+                                        level_number=number if number is not None else level.level_number,
+                                        delay_minutes=delay if delay is not None else ""),
+        done=lambda updated: f"Level {level.level_number} saved.",
+        then=url_for("ui.policy_detail", policy_id=policy_id))
 
 
 @bp.post("/escalation-policies/<int:policy_id>/levels/<int:level_id>/delete")
@@ -229,12 +196,5 @@ def delete_level_view(policy_id: int, level_id: int):
 def delete_policy_view(policy_id: int):
     """Delete a policy that no source or incident uses."""
     policy = escalation.get_policy(db.session, policy_id)
-    try:
-        escalation.delete_policy(db.session, policy)
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-        return redirect(url_for("ui.policy_detail", policy_id=policy_id), code=303)
-    flash("Policy deleted.", "success")
-    return redirect(url_for("ui.policies"), code=303)
+    return form_action(lambda: escalation.delete_policy(db.session, policy), done="Policy deleted.",
+                       then=url_for("ui.policies"), failed=url_for("ui.policy_detail", policy_id=policy_id))

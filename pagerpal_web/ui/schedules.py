@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 from flask import Response, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from pagerpal_core.errors import DomainError
 from pagerpal_core.models import EscalationTarget, Team, User
 from pagerpal_core.services import ical, oncall
 from pagerpal_core.services import schedules as schedule_service
@@ -17,7 +16,7 @@ from pagerpal_core.timeutil import utcnow
 from pagerpal_web.auth import login_required_role
 from pagerpal_web.extensions import db
 from pagerpal_web.ui import bp
-from pagerpal_web.ui.common import active_user_choices, apply_errors, form_status
+from pagerpal_web.ui.common import active_user_choices, form_action, form_status
 from pagerpal_web.ui.forms import OverrideForm, RotationForm, ScheduleForm, ShiftForm, choice_list
 
 TIMELINE_DAYS = 14
@@ -95,19 +94,13 @@ def create_schedule_view():
     """Create a schedule."""
     form = ScheduleForm()
     form.team_id.choices = _team_choices()
-    if not form.validate_on_submit():
-        return _list_page(form)
-    try:
-        schedule = schedule_service.create_schedule(
-            db.session, name=form.name.data, timezone=form.timezone.data.strip(),
-            description=form.description.data or "", team=form.team_id.data, now=utcnow())
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        apply_errors(form, exc, aliases={"team": "team_id"})
-        return _list_page(form)
-    flash(f"Created schedule {schedule.name}. Add a rotation or entries next.", "success")
-    return redirect(url_for("ui.schedule_detail", schedule_id=schedule.id), code=303)
+    return form_action(
+        lambda: schedule_service.create_schedule(
+            db.session, name=form.name.data, timezone=(form.timezone.data or "").strip(),
+            description=form.description.data or "", team=form.team_id.data, now=utcnow()),
+        form=form, page=_list_page, aliases={"team": "team_id"},
+        done=lambda schedule: f"Created schedule {schedule.name}. Add a rotation or entries next.",
+        then=lambda schedule: url_for("ui.schedule_detail", schedule_id=schedule.id))
 
 
 def _detail_page(schedule, **given):
@@ -155,17 +148,9 @@ def _schedule_write(schedule_id: int, name: str, form, action, done: str):
         form.user_id.choices = active_user_choices()
     if "participants" in form:
         form.participants.choices = active_user_choices()
-    if not form.validate_on_submit():
-        return _detail_page(schedule, **{name: form})
-    try:
-        action(schedule, form)
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        apply_errors(form, exc, aliases={"user": "user_id"})
-        return _detail_page(schedule_service.get_schedule(db.session, schedule_id), **{name: form})
-    flash(done, "success")
-    return redirect(url_for("ui.schedule_detail", schedule_id=schedule_id), code=303)
+    return form_action(lambda: action(schedule, form), form=form, aliases={"user": "user_id"},
+                       page=lambda form: _detail_page(schedule, **{name: form}), done=done,
+                       then=url_for("ui.schedule_detail", schedule_id=schedule_id))
 
 
 @bp.post("/schedules/<int:schedule_id>/entries")
@@ -245,15 +230,10 @@ def add_participant_view(schedule_id: int, rotation_id: int):
     """Append an active user to a rotation's turn order."""
     schedule = schedule_service.get_schedule(db.session, schedule_id)
     rotation = schedule_service.get_rotation(db.session, schedule, rotation_id)
-    try:
-        schedule_service.add_rotation_participant(db.session, rotation, request.form.get("user_id", type=int))
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message + "".join(f" ({problem})" for problem in exc.fields.values()), "error")
-    else:
-        flash("Participant added at the end of the turn order.", "success")
-    return redirect(url_for("ui.schedule_detail", schedule_id=schedule_id), code=303)
+    return form_action(
+        lambda: schedule_service.add_rotation_participant(db.session, rotation, request.form.get("user_id", type=int)),
+        done="Participant added at the end of the turn order.",
+        then=url_for("ui.schedule_detail", schedule_id=schedule_id))
 
 
 @bp.post("/schedules/<int:schedule_id>/rotations/<int:rotation_id>/participants/<int:participant_id>/remove")
@@ -273,15 +253,8 @@ def remove_participant_view(schedule_id: int, rotation_id: int, participant_id: 
 def delete_schedule_view(schedule_id: int):
     """Delete a schedule no escalation level targets."""
     schedule = schedule_service.get_schedule(db.session, schedule_id)
-    try:
-        schedule_service.delete_schedule(db.session, schedule)
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-        return redirect(url_for("ui.schedule_detail", schedule_id=schedule_id), code=303)
-    flash("Schedule deleted.", "success")
-    return redirect(url_for("ui.schedules"), code=303)
+    return form_action(lambda: schedule_service.delete_schedule(db.session, schedule), done="Schedule deleted.",
+                       then=url_for("ui.schedules"), failed=url_for("ui.schedule_detail", schedule_id=schedule_id))
 
 
 def _ics(text: str, filename: str) -> Response:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, url_for
 from sqlalchemy import select
 
-from pagerpal_core.errors import DomainError
 from pagerpal_core.models import EscalationPolicy, Schedule
 from pagerpal_core.services.oncall import team_on_call
 from pagerpal_core.services.teams import (
@@ -22,7 +21,7 @@ from pagerpal_core.timeutil import utcnow
 from pagerpal_web.auth import login_required_role
 from pagerpal_web.extensions import db
 from pagerpal_web.ui import bp
-from pagerpal_web.ui.common import active_user_choices, apply_errors, form_status
+from pagerpal_web.ui.common import active_user_choices, form_action, form_status
 from pagerpal_web.ui.forms import MemberForm, TeamForm
 
 
@@ -45,18 +44,11 @@ def teams():
 def create_team_view():
     """Create a team."""
     form = TeamForm()
-    if not form.validate_on_submit():
-        return _list_page(form)
-    try:
-        team = create_team(db.session, name=form.name.data, description=form.description.data or "",
-                           now=utcnow())
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        apply_errors(form, exc)
-        return _list_page(form)
-    flash(f"Created team {team.name}.", "success")
-    return redirect(url_for("ui.team_detail", team_id=team.id), code=303)
+    return form_action(
+        lambda: create_team(db.session, name=form.name.data, description=form.description.data or "",
+                            now=utcnow()),
+        form=form, page=_list_page, done=lambda team: f"Created team {team.name}.",
+        then=lambda team: url_for("ui.team_detail", team_id=team.id))
 
 
 def _detail_page(team, *, form=None, member_form=None):
@@ -86,17 +78,10 @@ def update_team_view(team_id: int):
     """Rename or re-describe a team."""
     team = get_team(db.session, team_id)
     form = TeamForm(prefix="team")
-    if not form.validate_on_submit():
-        return _detail_page(team, form=form)
-    try:
-        update_team(db.session, team, name=form.name.data, description=form.description.data or "")
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        apply_errors(form, exc)
-        return _detail_page(get_team(db.session, team_id), form=form)
-    flash("Team saved.", "success")
-    return redirect(url_for("ui.team_detail", team_id=team.id), code=303)
+    return form_action(
+        lambda: update_team(db.session, team, name=form.name.data, description=form.description.data or ""),
+        form=form, page=lambda form: _detail_page(team, form=form), done="Team saved.",
+        then=url_for("ui.team_detail", team_id=team_id))
 
 
 @bp.post("/teams/<int:team_id>/members")
@@ -106,17 +91,10 @@ def add_team_member_view(team_id: int):
     team = get_team(db.session, team_id)
     form = MemberForm(prefix="member")
     form.user_id.choices = active_user_choices()
-    if not form.validate_on_submit():
-        return _detail_page(team, member_form=form)
-    try:
-        add_team_member(db.session, team, form.user_id.data, now=utcnow())
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        apply_errors(form, exc)
-        return _detail_page(get_team(db.session, team_id), member_form=form)
-    flash("Member added.", "success")
-    return redirect(url_for("ui.team_detail", team_id=team.id), code=303)
+    return form_action(
+        lambda: add_team_member(db.session, team, form.user_id.data, now=utcnow()),
+        form=form, page=lambda form: _detail_page(team, member_form=form), done="Member added.",
+        then=url_for("ui.team_detail", team_id=team_id))
 
 
 @bp.post("/teams/<int:team_id>/members/<int:user_id>/remove")
@@ -135,12 +113,5 @@ def remove_team_member_view(team_id: int, user_id: int):
 def delete_team_view(team_id: int):
     """Delete a team that nothing uses any more."""
     team = get_team(db.session, team_id)
-    try:
-        delete_team(db.session, team)
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-        return redirect(url_for("ui.team_detail", team_id=team_id), code=303)
-    flash("Team deleted.", "success")
-    return redirect(url_for("ui.teams"), code=303)
+    return form_action(lambda: delete_team(db.session, team), done="Team deleted.", then=url_for("ui.teams"),
+                       failed=url_for("ui.team_detail", team_id=team_id))
