@@ -35,7 +35,7 @@ import requests  # noqa: E402
 
 from pagerpal_core.db import make_engine, make_session_factory  # noqa: E402
 from pagerpal_core.services.alert_sources import create_alert_source  # noqa: E402
-from pagerpal_core.services.escalation import create_policy  # noqa: E402
+from pagerpal_core.services.escalation_policies import create_policy  # noqa: E402
 from pagerpal_core.services.schedules import create_rotation, create_schedule  # noqa: E402
 from pagerpal_core.services.users import create_user  # noqa: E402
 from pagerpal_core.timeutil import utcnow  # noqa: E402

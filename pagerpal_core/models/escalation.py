@@ -15,7 +15,10 @@ TARGET_TYPES = ("user", "schedule", "team")
 
 class EscalationPolicy(Base):
     __tablename__ = "escalation_policies"
-    __table_args__ = (CheckConstraint("repeat_count >= 0", name="repeat_count"),)
+    __table_args__ = (
+        CheckConstraint("repeat_count >= 0", name="repeat_count"),
+        CheckConstraint("ack_timeout_minutes IS NULL OR ack_timeout_minutes >= 1", name="ack_timeout_minutes"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(120), unique=True)
@@ -23,6 +26,8 @@ class EscalationPolicy(Base):
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), nullable=True, index=True)
     # How many times to start again from level 1 after the last level.
     repeat_count: Mapped[int] = mapped_column(Integer, default=0)
+    # An acknowledged incident not resolved this many minutes later is triggered again (None: never).
+    ack_timeout_minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     levels: Mapped[list[EscalationLevel]] = relationship(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from pagerpal_core.db import Base, JSONType, UTCDateTime
@@ -31,6 +31,9 @@ class Incident(Base):
         Index("ix_incidents_escalation_due", "next_escalation_at",
               sqlite_where=text("status = 'triggered'"), postgresql_where=text("status = 'triggered'")),
         Index("ix_incidents_status_created", "status", "created_at"),
+        # The worker's "snooze or ack timeout over" query reads only acknowledged rows by time.
+        Index("ix_incidents_retrigger_due", "retrigger_at",
+              sqlite_where=text("status = 'acknowledged'"), postgresql_where=text("status = 'acknowledged'")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -55,6 +58,13 @@ class Incident(Base):
     # Counts paging passes (trigger, reopen, manual escalate) so outbox dedup keys stay unique.
     page_generation: Mapped[int] = mapped_column(Integer, default=0)
     unrouted: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Set by an explicit reassign: escalation pages further levels but leaves the assignee alone.
+    assignment_pinned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # When an acknowledged incident goes back to triggered and pages level 1 again: the end of
+    # a snooze, or the policy's acknowledgement timeout. None = it stays acknowledged.
+    retrigger_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    snoozed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
 
     occurrence_count: Mapped[int] = mapped_column(Integer, default=1)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -70,6 +80,7 @@ class Incident(Base):
 
     alert_source = relationship("AlertSource")
     assignee = relationship("User", foreign_keys=[assignee_id])
+    snoozed_by = relationship("User", foreign_keys=[snoozed_by_id])
     policy = relationship("EscalationPolicy")
     team = relationship("Team")
     events: Mapped[list[IncidentEvent]] = relationship(
@@ -78,6 +89,30 @@ class Incident(Base):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+    @property
+    def is_snoozed(self) -> bool:
+        """Acknowledged until `snoozed_until`, then it pages level 1 again."""
+        return self.status == "acknowledged" and self.snoozed_until is not None
+
+    @property
+    def escalation_exhausted(self) -> bool:
+        """Triggered, routed, and no level is left to page: nobody acknowledged every level."""
+        return (self.status == "triggered" and self.next_escalation_at is None and not self.unrouted
+                and self.policy_id is not None and bool(self.current_level))
+
+    @property
+    def paging_state(self) -> str:
+        """One word for what paging is doing now: paging, exhausted, unrouted, snoozed, acknowledged, resolved."""
+        if self.status == "resolved":
+            return "resolved"
+        if self.status == "acknowledged":
+            return "snoozed" if self.snoozed_until is not None else "acknowledged"
+        if self.unrouted:
+            return "unrouted"
+        if self.escalation_exhausted:
+            return "exhausted"
+        return "paging"
 
 
 class IncidentEvent(Base):
@@ -95,6 +130,9 @@ class IncidentEvent(Base):
                                                         nullable=True)
     # Human-readable actor ("Ada Lovelace", "source grafana-prod", "system") kept for history.
     actor_label: Mapped[str] = mapped_column(String(200), default="system")
+    # The signed-in account that made the request (UI session or API credentials), which may
+    # differ from the actor it was recorded for ("acting as"); None for alerts and the worker.
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     message: Mapped[str] = mapped_column(Text, default="")
     detail: Mapped[dict] = mapped_column(JSONType, default=dict)
 

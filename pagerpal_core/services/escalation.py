@@ -1,14 +1,17 @@
-"""Escalation policies (levels and targets), target resolution, and the escalation step.
+"""The escalation engine: paging an incident level by level, and the worker's escalation step.
 
-A policy is an ordered list of levels with unique level numbers. Each level has a delay
-(minutes until the next level is paged if nobody acknowledges) and one or more targets:
-a user, a schedule (whoever is on call there) or a team (whoever is on call in the team's
-schedules). After the last level the policy starts again from its first level up to
-`repeat_count` times, then records "escalation exhausted".
+A triggered incident pages its policy's levels in order (see `escalation_policies` for the
+policy itself and `targets` for who a level reaches). After the last level the policy
+starts again from its first level up to `repeat_count` times, then records "escalation
+exhausted".
 
 A level whose targets reach nobody writes a warning on the timeline and the next level is
 paged at once. If a whole pass through the policy reaches nobody, the incident is flagged
 `unrouted` (the dashboard shows it) rather than dropped.
+
+An acknowledged incident may carry `retrigger_at`: the end of a snooze, or the policy's
+acknowledgement timeout. When that time passes and the incident is still acknowledged, the
+step sends it back to triggered and pages level 1 again.
 
 The worker calls `run_escalation_step`; it claims due incidents with FOR UPDATE SKIP
 LOCKED on PostgreSQL, so concurrent steps, acknowledges and manual escalations each see a
@@ -18,302 +21,24 @@ locked incident row and never page one level twice.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from pagerpal_core.db import is_postgres
-from pagerpal_core.errors import Conflict, Invalid, NotFound
 from pagerpal_core.logs import log_fields
-from pagerpal_core.models import (
-    AlertSource,
-    EscalationLevel,
-    EscalationPolicy,
-    EscalationTarget,
-    Incident,
-    Schedule,
-    Team,
-    User,
-)
-from pagerpal_core.models.escalation import TARGET_TYPES
-from pagerpal_core.services.config_fields import UNSET, clean_int, clean_text, lookup, lookup_active_user, raise_if
-from pagerpal_core.services.oncall import team_on_call, who_is_on_call
+from pagerpal_core.models import AlertSource, EscalationLevel, EscalationPolicy, Incident
 from pagerpal_core.services.paging import page_users
+from pagerpal_core.services.targets import Recipient, resolve_targets
 from pagerpal_core.services.timeline import record_event
-from pagerpal_core.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
-MAX_DELAY_MINUTES = 7 * 24 * 60
-MAX_REPEAT = 20
 # An incident whose escalation failed unexpectedly is tried again after this long, so one
 # broken incident cannot hold up the others in every cycle.
 FAILED_STEP_BACKOFF = timedelta(minutes=1)
 
-
-# --- policies ----------------------------------------------------------------------------
-
-def get_policy(session: Session, policy_id: int) -> EscalationPolicy:
-    """The policy with `policy_id`, or NotFound."""
-    policy = session.get(EscalationPolicy, policy_id) if isinstance(policy_id, int) else None
-    if policy is None:
-        raise NotFound(f"escalation policy {policy_id} not found")
-    return policy
-
-
-def list_policies(session: Session) -> list[EscalationPolicy]:
-    """Every policy by name, levels and targets loaded."""
-    return list(session.scalars(select(EscalationPolicy).order_by(EscalationPolicy.name).options(
-        selectinload(EscalationPolicy.levels).selectinload(EscalationLevel.targets))))
-
-
-def create_policy(session: Session, *, name: str, description: str = "", team: Team | int | None = None,
-                  repeat_count: int = 0, levels: list[dict] | None = None,
-                  now: datetime | None = None) -> EscalationPolicy:
-    """Create a policy, optionally with its levels.
-
-    `levels` is a list of {"delay_minutes", "targets", optional "level_number"} (see
-    `add_level`); numbers default to 1, 2, 3... A duplicate name or level number is a Conflict.
-    """
-    errors: dict = {}
-    name = clean_text(name, "name", errors, max_len=120)
-    description = clean_text(description, "description", errors, max_len=1000, required=False)
-    repeat_count = clean_int(repeat_count, "repeat_count", errors, minimum=0, maximum=MAX_REPEAT)
-    team = lookup(session, Team, team, "team_id", errors, label="team") if team is not None else None
-    if levels is not None and not isinstance(levels, list):
-        errors["levels"] = "must be a list"
-    raise_if(errors, "invalid escalation policy")
-    policy = EscalationPolicy(name=name, description=description, team_id=team.id if team else None,
-                              repeat_count=repeat_count, created_at=now or utcnow())
-    try:
-        with session.begin_nested():
-            session.add(policy)
-            session.flush()
-    except IntegrityError:
-        raise Conflict(f"an escalation policy named {name} already exists",
-                       fields={"name": "already in use"}) from None
-    for i, spec in enumerate(levels or []):
-        if not isinstance(spec, dict):
-            raise Invalid("invalid escalation policy", fields={f"levels[{i}]": "must be an object"})
-        try:
-            add_level(session, policy, level_number=spec.get("level_number"),
-                      delay_minutes=spec.get("delay_minutes", 15), targets=spec.get("targets", []))
-        except (Invalid, Conflict) as exc:
-            # Report the field inside the list, so the caller knows which level was wrong.
-            exc.fields = ({f"levels[{i}].{k}": v for k, v in exc.fields.items()}
-                          or {f"levels[{i}]": exc.message})
-            raise
-    return policy
-
-
-def update_policy(session: Session, policy: EscalationPolicy, *, name=UNSET, description=UNSET, team=UNSET,
-                  repeat_count=UNSET) -> EscalationPolicy:
-    """Change a policy's name, description, team (None detaches) or repeat count."""
-    errors: dict = {}
-    values = {}
-    if name is not UNSET:
-        values["name"] = clean_text(name, "name", errors, max_len=120)
-    if description is not UNSET:
-        values["description"] = clean_text(description, "description", errors, max_len=1000, required=False)
-    if repeat_count is not UNSET:
-        values["repeat_count"] = clean_int(repeat_count, "repeat_count", errors, minimum=0,
-                                           maximum=MAX_REPEAT)
-    if team is not UNSET:
-        found = lookup(session, Team, team, "team_id", errors, label="team") if team is not None else None
-        values["team_id"] = found.id if found else None
-    raise_if(errors, "invalid escalation policy")
-    try:
-        with session.begin_nested():
-            for key, value in values.items():
-                setattr(policy, key, value)
-            session.flush()
-    except IntegrityError:
-        raise Conflict(f"an escalation policy named {values.get('name')} already exists",
-                       fields={"name": "already in use"}) from None
-    return policy
-
-
-def delete_policy(session: Session, policy: EscalationPolicy) -> None:
-    """Delete a policy with its levels; refused while alert sources or incidents use it."""
-    try:
-        with session.begin_nested():
-            session.delete(policy)
-            session.flush()
-    except IntegrityError:
-        raise Conflict(f"escalation policy {policy.name} is used by alert sources or incidents") from None
-
-
-# --- levels ------------------------------------------------------------------------------
-
-def get_level(session: Session, policy: EscalationPolicy, level_id: int) -> EscalationLevel:
-    """One level of `policy`, or NotFound."""
-    level = session.get(EscalationLevel, level_id) if isinstance(level_id, int) else None
-    if level is None or level.policy_id != policy.id:
-        raise NotFound(f"level {level_id} not found in policy {policy.name}")
-    return level
-
-
-def add_level(session: Session, policy: EscalationPolicy, *, level_number: int | None = None,
-              delay_minutes: int = 15, targets: list | None = None) -> EscalationLevel:
-    """Add a level (default number: one past the highest) with its targets.
-
-    A level number the policy already has is a Conflict. `targets` as for `add_target`.
-    """
-    errors: dict = {}
-    if level_number is not None:
-        level_number = clean_int(level_number, "level_number", errors, minimum=1, maximum=1000)
-    delay_minutes = clean_int(delay_minutes, "delay_minutes", errors, minimum=0, maximum=MAX_DELAY_MINUTES)
-    if targets is not None and not isinstance(targets, list):
-        errors["targets"] = "must be a list"
-    parsed = [_parse_target(session, t, f"targets[{i}]", errors) for i, t in enumerate(targets or [])]
-    keys = [p for p in parsed if p is not None]
-    if len(set(keys)) != len(keys):
-        errors["targets"] = "lists the same target twice"
-    raise_if(errors, "invalid escalation level")
-    if level_number is None:
-        level_number = session.scalar(select(func.coalesce(func.max(EscalationLevel.level_number), 0) + 1)
-                                      .where(EscalationLevel.policy_id == policy.id))
-    level = EscalationLevel(policy_id=policy.id, level_number=level_number, delay_minutes=delay_minutes)
-    try:
-        with session.begin_nested():
-            session.add(level)
-            session.flush()
-    except IntegrityError:
-        raise Conflict(f"policy {policy.name} already has a level {level_number}",
-                       fields={"level_number": "already used in this policy"}) from None
-    for kind, target_id in keys:
-        session.add(EscalationTarget(level_id=level.id, target_type=kind, **{f"{kind}_id": target_id}))
-    session.flush()
-    session.refresh(level, ["targets"])
-    session.refresh(policy, ["levels"])
-    return level
-
-
-def update_level(session: Session, level: EscalationLevel, *, level_number=UNSET,
-                 delay_minutes=UNSET) -> EscalationLevel:
-    """Renumber a level or change its delay; a number already used in the policy is a Conflict."""
-    errors: dict = {}
-    values = {}
-    if level_number is not UNSET:
-        values["level_number"] = clean_int(level_number, "level_number", errors, minimum=1, maximum=1000)
-    if delay_minutes is not UNSET:
-        values["delay_minutes"] = clean_int(delay_minutes, "delay_minutes", errors, minimum=0,
-                                            maximum=MAX_DELAY_MINUTES)
-    raise_if(errors, "invalid escalation level")
-    try:
-        with session.begin_nested():
-            for key, value in values.items():
-                setattr(level, key, value)
-            session.flush()
-    except IntegrityError:
-        raise Conflict(f"the policy already has a level {values.get('level_number')}",
-                       fields={"level_number": "already used in this policy"}) from None
-    return level
-
-
-def delete_level(session: Session, level: EscalationLevel) -> None:
-    """Delete a level and its targets (incidents at that level move on to the next one)."""
-    policy = level.policy
-    session.delete(level)
-    session.flush()
-    if policy is not None:
-        session.refresh(policy, ["levels"])
-
-
-# --- targets -----------------------------------------------------------------------------
-
-def _parse_target(session: Session, target, field: str, errors: dict) -> tuple[str, int] | None:
-    """(type, id) from {"type": ..., "id": ...} or a User/Schedule/Team instance."""
-    if isinstance(target, (User, Schedule, Team)):
-        kind = {User: "user", Schedule: "schedule", Team: "team"}[type(target)]
-        target = {"type": kind, "id": target}
-    if not isinstance(target, dict):
-        errors[field] = 'must be {"type": "user"|"schedule"|"team", "id": <id>}'
-        return None
-    kind = target.get("type")
-    if kind not in TARGET_TYPES:
-        errors[field] = f"type must be one of {', '.join(TARGET_TYPES)}"
-        return None
-    if kind == "user":
-        row = lookup_active_user(session, target.get("id"), field, errors)
-    else:
-        row = lookup(session, Schedule if kind == "schedule" else Team, target.get("id"), field, errors,
-                     label=kind)
-    return (kind, row.id) if row is not None else None
-
-
-def add_target(session: Session, level: EscalationLevel, target) -> EscalationTarget:
-    """Add a target to a level: {"type": "user"|"schedule"|"team", "id": n} or a model instance.
-
-    A user must be active. Adding a target the level already has is a Conflict.
-    """
-    errors: dict = {}
-    parsed = _parse_target(session, target, "target", errors)
-    raise_if(errors, "invalid escalation target")
-    kind, target_id = parsed
-    # No index says "one target once per level", so serialise writers on the level row
-    # (FOR UPDATE on PostgreSQL; SQLite transactions are serialised) and then look.
-    session.flush()
-    session.execute(select(EscalationLevel.id).where(EscalationLevel.id == level.id).with_for_update())
-    column = getattr(EscalationTarget, f"{kind}_id")
-    existing = session.scalar(select(EscalationTarget.id).where(
-        EscalationTarget.level_id == level.id, EscalationTarget.target_type == kind, column == target_id))
-    if existing is not None:
-        raise Conflict(f"level {level.level_number} already targets {kind} {target_id}",
-                       fields={"target": "already a target of this level"}, detail={"target_id": existing})
-    row = EscalationTarget(level_id=level.id, target_type=kind, **{f"{kind}_id": target_id})
-    session.add(row)
-    session.flush()
-    session.refresh(level, ["targets"])
-    return row
-
-
-def remove_target(session: Session, level: EscalationLevel, target_id: int) -> None:
-    """Remove one target from a level."""
-    target = session.get(EscalationTarget, target_id) if isinstance(target_id, int) else None
-    if target is None or target.level_id != level.id:
-        raise NotFound(f"target {target_id} not found in level {level.level_number}")
-    session.delete(target)
-    session.flush()
-    session.refresh(level, ["targets"])
-
-
-@dataclass(frozen=True)
-class Recipient:
-    """A person a level pages, and the target that led to them ("user", "schedule Primary")."""
-
-    user: User
-    via: str
-
-
-def resolve_targets(session: Session, level: EscalationLevel, at: datetime) -> list[Recipient]:
-    """The distinct active people `level` pages at instant `at`, in target order.
-
-    A user target counts only while the user is active; a schedule target is whoever is on
-    call there; a team target is whoever is on call in the team's schedules.
-    """
-    found: dict[int, Recipient] = {}
-    for target in level.targets:
-        if target.target_type == "user":
-            user = session.get(User, target.user_id)
-            people, via = ([user] if user is not None and user.active else []), "user"
-        elif target.target_type == "schedule":
-            schedule = session.get(Schedule, target.schedule_id)
-            shift = who_is_on_call(session, schedule, at) if schedule is not None else None
-            people, via = ([shift.user] if shift else []), f"schedule {schedule.name if schedule else '?'}"
-        else:
-            team = session.get(Team, target.team_id)
-            people = team_on_call(session, team, at) if team else []
-            via = f"team {team.name if team else '?'}"
-        for user in people:
-            found.setdefault(user.id, Recipient(user, via))
-    return list(found.values())
-
-
-# --- escalating an incident --------------------------------------------------------------
 
 def policy_levels(session: Session, incident: Incident) -> list[EscalationLevel]:
     """The incident's policy levels in order, targets loaded ([] without a policy)."""
@@ -322,6 +47,20 @@ def policy_levels(session: Session, incident: Incident) -> list[EscalationLevel]
     return list(session.scalars(select(EscalationLevel).where(EscalationLevel.policy_id == incident.policy_id)
                                 .options(selectinload(EscalationLevel.targets))
                                 .order_by(EscalationLevel.level_number)))
+
+
+def paging_now(session: Session, incident: Incident, now: datetime) -> list[Recipient]:
+    """Who the incident's current level is paging, while paging is in progress.
+
+    Empty once it is acknowledged, snoozed, resolved, unrouted or exhausted: nobody is being
+    paged then, whatever the schedule says.
+    """
+    if incident.paging_state != "paging" or not incident.current_level:
+        return []
+    for level in policy_levels(session, incident):
+        if level.level_number == incident.current_level:
+            return resolve_targets(session, level, now)
+    return []
 
 
 def _page_level(session: Session, incident: Incident, level: EscalationLevel, *, now: datetime,
@@ -349,7 +88,10 @@ def _page_level(session: Session, incident: Incident, level: EscalationLevel, *,
     names = ", ".join(f"{r.user.name} ({', '.join(res.channels) or 'already queued'})" for r, res in reached)
     record_event(session, incident, "paged", f"Paged level {level.level_number}: {names}",
                  actor=actor, detail=detail, now=now)
-    if incident.assignee_id is None or incident.assignee_id not in {r.user.id for r, _ in reached}:
+    # Paging follows the levels, and so does an automatic assignment; an assignee a person
+    # chose (reassign) keeps the incident while further levels are paged.
+    if not incident.assignment_pinned and (
+            incident.assignee_id is None or incident.assignee_id not in {r.user.id for r, _ in reached}):
         incident.assignee_id = reached[0][0].user.id
     return True
 
@@ -473,12 +215,67 @@ def claim_due_incidents(session: Session, *, now: datetime, limit: int = 50) -> 
     return list(session.scalars(query))
 
 
+def claim_retrigger_due(session: Session, *, now: datetime, limit: int = 50) -> list[Incident]:
+    """Lock and return acknowledged incidents whose snooze or acknowledgement timeout has ended.
+
+    Same locking as `claim_due_incidents`: an incident resolved (or snoozed again) a moment
+    ago is re-checked by PostgreSQL under the lock and no longer matches.
+    """
+    query = (select(Incident)
+             .where(Incident.status == "acknowledged", Incident.retrigger_at.is_not(None),
+                    Incident.retrigger_at <= now)
+             .order_by(Incident.retrigger_at, Incident.id).limit(limit)
+             .execution_options(populate_existing=True))
+    if is_postgres(session):
+        query = query.with_for_update(skip_locked=True, of=Incident)
+    return list(session.scalars(query))
+
+
+def ack_timeout_at(session: Session, incident: Incident, now: datetime) -> datetime | None:
+    """When an acknowledgement made at `now` runs out under the incident's policy (None: never)."""
+    policy = session.get(EscalationPolicy, incident.policy_id) if incident.policy_id is not None else None
+    if policy is None or not policy.ack_timeout_minutes:
+        return None
+    return now + timedelta(minutes=policy.ack_timeout_minutes)
+
+
+def retrigger_incident(session: Session, incident: Incident, *, now: datetime, base_url: str,
+                       actor="escalation") -> bool:
+    """Send a (locked) acknowledged incident whose snooze or ack timeout ended back to triggered.
+
+    Paging restarts at level 1 in a new paging pass; the timeline says why. Returns True
+    when someone was paged.
+    """
+    snoozed_until, snoozer = incident.snoozed_until, incident.snoozed_by
+    acknowledged_at = incident.acknowledged_at
+    incident.status = "triggered"
+    incident.acknowledged_at = incident.acknowledged_by_id = None
+    incident.retrigger_at = incident.snoozed_until = incident.snoozed_by_id = None
+    incident.updated_at = now
+    if snoozed_until is not None:
+        by = f" by {snoozer.name}" if snoozer is not None else ""
+        record_event(session, incident, "snooze_ended",
+                     f"Snooze{by} ended at {snoozed_until:%H:%M} UTC; paging restarts at level 1",
+                     actor=actor, detail={"snoozed_until": snoozed_until.isoformat()}, now=now)
+    else:
+        minutes = incident.policy.ack_timeout_minutes if incident.policy is not None else None
+        after = f" after {minutes} min" if minutes else ""
+        record_event(session, incident, "ack_timeout",
+                     f"Acknowledgement timed out{after} without a resolve; paging restarts at level 1",
+                     actor=actor, detail={"acknowledged_at": acknowledged_at.isoformat() if acknowledged_at
+                                          else None, "ack_timeout_minutes": minutes}, now=now)
+    session.flush()
+    return start_escalation(session, incident, now=now, base_url=base_url, actor=actor)
+
+
 def run_escalation_step(session: Session, *, now: datetime, base_url: str, limit: int = 50) -> int:
-    """The worker's escalation step: advance every due triggered incident one level.
+    """The worker's escalation step: advance every due triggered incident one level, and send
+    acknowledged incidents whose snooze or acknowledgement timeout ended back to level 1.
 
     Returns how many incidents were processed. The caller commits. Each incident runs in
     a savepoint: an unexpected error on one is logged, its next attempt is pushed back by
-    FAILED_STEP_BACKOFF, and the others still escalate.
+    FAILED_STEP_BACKOFF, and the others still escalate. Due escalations go first, so an
+    incident re-triggered here is not also advanced in the same step.
     """
     claimed = claim_due_incidents(session, now=now, limit=limit)
     for incident in claimed:
@@ -490,7 +287,17 @@ def run_escalation_step(session: Session, *, now: datetime, base_url: str, limit
             session.refresh(incident)
             incident.next_escalation_at = now + FAILED_STEP_BACKOFF
             session.flush()
-    return len(claimed)
+    woken = claim_retrigger_due(session, now=now, limit=limit)
+    for incident in woken:
+        try:
+            with session.begin_nested():
+                retrigger_incident(session, incident, now=now, base_url=base_url, actor="escalation")
+        except Exception:  # as above: retry this one later, carry on with the rest
+            log.exception("re-triggering failed", extra=log_fields(incident_id=incident.id))
+            session.refresh(incident)
+            incident.retrigger_at = now + FAILED_STEP_BACKOFF
+            session.flush()
+    return len(claimed) + len(woken)
 
 
 def incident_policy(session: Session, incident: Incident) -> EscalationPolicy | None:

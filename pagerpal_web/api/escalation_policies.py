@@ -5,7 +5,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from pagerpal_core.models import EscalationLevel, EscalationPolicy, EscalationTarget
-from pagerpal_core.services import escalation as svc
+from pagerpal_core.services import escalation_policies as svc
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.api import bp
 from pagerpal_web.api.common import body_fields, check_types, created, no_content, paginate, ts

@@ -240,7 +240,7 @@ def reassign(incident_id: int):
     incident = get_incident(incident_id)
     data = _action_body("user_id", needed=("user_id",))
     incident = svc.reassign_incident(db.session, incident, data["user_id"], actor=acting_user(data),
-                                     now=utcnow())
+                                     now=utcnow(), base_url=settings().base_url)
     db.session.commit()
     return jsonify(serialize_incident(incident))
 

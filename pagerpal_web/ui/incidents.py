@@ -106,12 +106,7 @@ def _action_forms(**given) -> dict:
 
 def _current_recipients(incident: Incident) -> list:
     """Who the incident's current level pages right now (for "on call" on the page)."""
-    if not incident.is_open or not incident.current_level:
-        return []
-    for level in escalation.policy_levels(db.session, incident):
-        if level.level_number == incident.current_level:
-            return escalation.resolve_targets(db.session, level, utcnow())
-    return []
+    return escalation.paging_now(db.session, incident, utcnow())
 
 
 def _detail_page(incident: Incident, status: int = 200, **forms):
@@ -211,8 +206,8 @@ def incident_reassign(incident_id: int):
     """Assign the incident to another active user."""
     return _run_action(incident_id, "reassign", ReassignForm, lambda incident, actor, form:
                        incident_service.reassign_incident(db.session, incident, form.user_id.data, actor=actor,
-                                                          now=utcnow()),
-                       "Reassigned")
+                                                          now=utcnow(), base_url=settings().base_url),
+                       "Reassigned and paged")
 
 
 @bp.post("/incidents/<int:incident_id>/notes")

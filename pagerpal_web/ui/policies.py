@@ -6,7 +6,7 @@ from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from pagerpal_core.models import AlertSource, Schedule, Team, User
-from pagerpal_core.services import escalation
+from pagerpal_core.services import escalation_policies as escalation
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.auth import login_required_role
 from pagerpal_web.extensions import db

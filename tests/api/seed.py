@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import update
 
 from pagerpal_core.models import Incident, Notification, User
-from pagerpal_core.services import alert_sources, escalation, schedules, teams
+from pagerpal_core.services import alert_sources, escalation_policies, schedules, teams
 from pagerpal_core.services.incidents import add_note
 from pagerpal_web.extensions import db
 from tests.factories import make_user
@@ -38,7 +38,7 @@ def seed(app, *, admin_email: str | None = None) -> dict:
                                              ends_at=now + timedelta(hours=1))
         rotation = schedules.create_rotation(session, schedule, start_date=date.today(),
                                              participants=[person])
-        policy = escalation.create_policy(session, name="Fuzz policy", levels=[
+        policy = escalation_policies.create_policy(session, name="Fuzz policy", levels=[
             {"delay_minutes": 5, "targets": [{"type": "schedule", "id": schedule.id}]}])
         level = policy.levels[0]
         source = alert_sources.create_alert_source(session, name="Fuzz source", policy_id=policy.id,

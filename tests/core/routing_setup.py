@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from pagerpal_core.models import AlertSource, EscalationPolicy, Incident, IncidentEvent, Notification, Schedule, User
 from pagerpal_core.security import sha256_hex
-from pagerpal_core.services.escalation import create_policy
+from pagerpal_core.services.escalation_policies import create_policy
 from pagerpal_core.services.incidents import trigger_incident
 from pagerpal_core.services.schedules import create_rotation, create_schedule
 from tests.factories import make_user

@@ -9,20 +9,20 @@ from sqlalchemy import func, select
 
 from pagerpal_core.errors import Conflict, Invalid
 from pagerpal_core.models import EscalationLevel, Notification
-from pagerpal_core.services.escalation import (
+from pagerpal_core.services.escalation import run_escalation_step
+from pagerpal_core.services.escalation_policies import (
     add_level,
     add_target,
     create_policy,
     delete_level,
     delete_policy,
     remove_target,
-    resolve_targets,
-    run_escalation_step,
     update_level,
     update_policy,
 )
 from pagerpal_core.services.paging import page_user
 from pagerpal_core.services.schedules import create_entry, create_schedule, delete_schedule
+from pagerpal_core.services.targets import resolve_targets
 from pagerpal_core.services.teams import add_team_member, create_team, delete_team
 from pagerpal_core.services.users import deactivate_user
 from tests.core.routing_setup import BASE_URL, T0, make_world, open_incident

@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from pagerpal_core.errors import Conflict, Invalid
 from pagerpal_core.models import Incident, Notification
-from pagerpal_core.services.escalation import add_level, create_policy, run_escalation_step
+from pagerpal_core.services.escalation import run_escalation_step
+from pagerpal_core.services.escalation_policies import add_level, create_policy
 from pagerpal_core.services.incidents import (
     acknowledge_incident,
     add_note,
@@ -98,7 +99,8 @@ def test_transitions_are_validated(session):
     for action in (lambda: acknowledge_incident(session, incident, actor=world.ada, now=minutes(4)),
                    lambda: resolve_incident(session, incident, actor=world.ada, now=minutes(4)),
                    lambda: escalate_incident(session, incident, actor=world.ada, now=minutes(4), base_url=BASE_URL),
-                   lambda: reassign_incident(session, incident, world.ben, actor=world.ada, now=minutes(4))):
+                   lambda: reassign_incident(session, incident, world.ben, actor=world.ada, now=minutes(4),
+                                             base_url=BASE_URL)):
         with pytest.raises(Conflict):
             action()
     with pytest.raises(Invalid) as info:
@@ -121,13 +123,13 @@ def test_manual_escalate_and_reassign(session):
     assert incident.current_level == 1 and pages(session, incident)[-2:] == [
         (1, "Ada", "sms", "pending"), (1, "Ada", "email", "pending")]
 
-    reassign_incident(session, incident, world.cy.id, actor=world.ada, now=minutes(4))
+    reassign_incident(session, incident, world.cy.id, actor=world.ada, now=minutes(4), base_url=BASE_URL)
     assert incident.assignee_id == world.cy.id
     with pytest.raises(Conflict):
-        reassign_incident(session, incident, world.cy, actor=world.ada, now=minutes(5))
+        reassign_incident(session, incident, world.cy, actor=world.ada, now=minutes(5), base_url=BASE_URL)
     deactivate_user(session, world.ben, now=minutes(6))
     with pytest.raises(Invalid) as info:
-        reassign_incident(session, incident, world.ben, actor=world.ada, now=minutes(7))
+        reassign_incident(session, incident, world.ben, actor=world.ada, now=minutes(7), base_url=BASE_URL)
     assert "inactive" in info.value.fields["user_id"]
     # Cy is the assignee; deactivating Cy warns on the incident's timeline.
     deactivate_user(session, world.cy, now=minutes(8))

@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pagerpal_core.models import JobStatus, Notification
 from pagerpal_core.services.alert_sources import create_alert_source
-from pagerpal_core.services.escalation import create_policy
+from pagerpal_core.services.escalation_policies import create_policy
 from pagerpal_core.timeutil import utcnow
 from tests.factories import make_user
 

@@ -11,7 +11,7 @@ import pytest
 
 from pagerpal_core.models import Incident, Notification
 from pagerpal_core.payloads import TRIGGER, AlertEvent
-from pagerpal_core.services import escalation, schedules, teams
+from pagerpal_core.services import escalation_policies, schedules, teams
 from pagerpal_core.services.alert_sources import create_alert_source
 from pagerpal_core.services.ingestion import ingest_event
 from pagerpal_core.timeutil import utcnow
@@ -64,7 +64,7 @@ def build_world(app) -> World:
                                ends_at=now + timedelta(days=2), now=now)
         schedules.create_override(s, schedule, user=responder, starts_at=now + timedelta(days=3),
                                   ends_at=now + timedelta(days=4), reason="swap", now=now)
-        policy = escalation.create_policy(s, name="Default", team=team, now=now,
+        policy = escalation_policies.create_policy(s, name="Default", team=team, now=now,
                                           levels=[{"delay_minutes": 10,
                                                    "targets": [{"type": "schedule", "id": schedule.id}]}])
         issued = create_alert_source(s, name="grafana-prod", kind="grafana", policy_id=policy.id, now=now)

@@ -1,0 +1,267 @@
+"""Escalation policies: CRUD of policies, their levels and the levels' targets.
+
+A policy is an ordered list of levels with unique level numbers. Each level has a delay
+(minutes until the next level is paged if nobody acknowledges) and one or more targets:
+a user, a schedule (whoever is on call there) or a team (whoever is on call in the team's
+schedules). After the last level the policy starts again from its first level up to
+`repeat_count` times. A policy may set `ack_timeout_minutes`: an acknowledged incident
+that is not resolved by then is triggered again (the escalation engine does that).
+
+Who a level pages lives in `targets`; paging incidents level by level lives in `escalation`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from pagerpal_core.errors import Conflict, Invalid, NotFound
+from pagerpal_core.models import EscalationLevel, EscalationPolicy, EscalationTarget, Schedule, Team, User
+from pagerpal_core.models.escalation import TARGET_TYPES
+from pagerpal_core.services.config_fields import UNSET, clean_int, clean_text, lookup, lookup_active_user, raise_if
+from pagerpal_core.timeutil import utcnow
+
+MAX_DELAY_MINUTES = 7 * 24 * 60
+MAX_REPEAT = 20
+MAX_ACK_TIMEOUT_MINUTES = 7 * 24 * 60
+
+
+# --- policies ----------------------------------------------------------------------------
+
+def clean_ack_timeout(value, errors: dict) -> int | None:
+    """The acknowledgement timeout in minutes (1 to a week), None (or "") for none."""
+    if value is None or value == "":
+        return None
+    return clean_int(value, "ack_timeout_minutes", errors, minimum=1, maximum=MAX_ACK_TIMEOUT_MINUTES)
+
+
+def get_policy(session: Session, policy_id: int) -> EscalationPolicy:
+    """The policy with `policy_id`, or NotFound."""
+    policy = session.get(EscalationPolicy, policy_id) if isinstance(policy_id, int) else None
+    if policy is None:
+        raise NotFound(f"escalation policy {policy_id} not found")
+    return policy
+
+
+def list_policies(session: Session) -> list[EscalationPolicy]:
+    """Every policy by name, levels and targets loaded."""
+    return list(session.scalars(select(EscalationPolicy).order_by(EscalationPolicy.name).options(
+        selectinload(EscalationPolicy.levels).selectinload(EscalationLevel.targets))))
+
+
+def create_policy(session: Session, *, name: str, description: str = "", team: Team | int | None = None,
+                  repeat_count: int = 0, levels: list[dict] | None = None, ack_timeout_minutes: int | None = None,
+                  now: datetime | None = None) -> EscalationPolicy:
+    """Create a policy, optionally with its levels.
+
+    `levels` is a list of {"delay_minutes", "targets", optional "level_number"} (see
+    `add_level`); numbers default to 1, 2, 3... A duplicate name or level number is a Conflict.
+    """
+    errors: dict = {}
+    name = clean_text(name, "name", errors, max_len=120)
+    description = clean_text(description, "description", errors, max_len=1000, required=False)
+    repeat_count = clean_int(repeat_count, "repeat_count", errors, minimum=0, maximum=MAX_REPEAT)
+    ack_timeout_minutes = clean_ack_timeout(ack_timeout_minutes, errors)
+    team = lookup(session, Team, team, "team_id", errors, label="team") if team is not None else None
+    if levels is not None and not isinstance(levels, list):
+        errors["levels"] = "must be a list"
+    raise_if(errors, "invalid escalation policy")
+    policy = EscalationPolicy(name=name, description=description, team_id=team.id if team else None,
+                              repeat_count=repeat_count, ack_timeout_minutes=ack_timeout_minutes,
+                              created_at=now or utcnow())
+    try:
+        with session.begin_nested():
+            session.add(policy)
+            session.flush()
+    except IntegrityError:
+        raise Conflict(f"an escalation policy named {name} already exists",
+                       fields={"name": "already in use"}) from None
+    for i, spec in enumerate(levels or []):
+        if not isinstance(spec, dict):
+            raise Invalid("invalid escalation policy", fields={f"levels[{i}]": "must be an object"})
+        try:
+            add_level(session, policy, level_number=spec.get("level_number"),
+                      delay_minutes=spec.get("delay_minutes", 15), targets=spec.get("targets", []))
+        except (Invalid, Conflict) as exc:
+            # Report the field inside the list, so the caller knows which level was wrong.
+            exc.fields = ({f"levels[{i}].{k}": v for k, v in exc.fields.items()}
+                          or {f"levels[{i}]": exc.message})
+            raise
+    return policy
+
+
+def update_policy(session: Session, policy: EscalationPolicy, *, name=UNSET, description=UNSET, team=UNSET,
+                  repeat_count=UNSET, ack_timeout_minutes=UNSET) -> EscalationPolicy:
+    """Change a policy's name, description, team (None detaches), repeat count or ack timeout (None: off)."""
+    errors: dict = {}
+    values = {}
+    if name is not UNSET:
+        values["name"] = clean_text(name, "name", errors, max_len=120)
+    if description is not UNSET:
+        values["description"] = clean_text(description, "description", errors, max_len=1000, required=False)
+    if repeat_count is not UNSET:
+        values["repeat_count"] = clean_int(repeat_count, "repeat_count", errors, minimum=0,
+                                           maximum=MAX_REPEAT)
+    if ack_timeout_minutes is not UNSET:
+        values["ack_timeout_minutes"] = clean_ack_timeout(ack_timeout_minutes, errors)
+    if team is not UNSET:
+        found = lookup(session, Team, team, "team_id", errors, label="team") if team is not None else None
+        values["team_id"] = found.id if found else None
+    raise_if(errors, "invalid escalation policy")
+    try:
+        with session.begin_nested():
+            for key, value in values.items():
+                setattr(policy, key, value)
+            session.flush()
+    except IntegrityError:
+        raise Conflict(f"an escalation policy named {values.get('name')} already exists",
+                       fields={"name": "already in use"}) from None
+    return policy
+
+
+def delete_policy(session: Session, policy: EscalationPolicy) -> None:
+    """Delete a policy with its levels; refused while alert sources or incidents use it."""
+    try:
+        with session.begin_nested():
+            session.delete(policy)
+            session.flush()
+    except IntegrityError:
+        raise Conflict(f"escalation policy {policy.name} is used by alert sources or incidents") from None
+
+
+# --- levels ------------------------------------------------------------------------------
+
+def get_level(session: Session, policy: EscalationPolicy, level_id: int) -> EscalationLevel:
+    """One level of `policy`, or NotFound."""
+    level = session.get(EscalationLevel, level_id) if isinstance(level_id, int) else None
+    if level is None or level.policy_id != policy.id:
+        raise NotFound(f"level {level_id} not found in policy {policy.name}")
+    return level
+
+
+def add_level(session: Session, policy: EscalationPolicy, *, level_number: int | None = None,
+              delay_minutes: int = 15, targets: list | None = None) -> EscalationLevel:
+    """Add a level (default number: one past the highest) with its targets.
+
+    A level number the policy already has is a Conflict. `targets` as for `add_target`.
+    """
+    errors: dict = {}
+    if level_number is not None:
+        level_number = clean_int(level_number, "level_number", errors, minimum=1, maximum=1000)
+    delay_minutes = clean_int(delay_minutes, "delay_minutes", errors, minimum=0, maximum=MAX_DELAY_MINUTES)
+    if targets is not None and not isinstance(targets, list):
+        errors["targets"] = "must be a list"
+    parsed = [_parse_target(session, t, f"targets[{i}]", errors) for i, t in enumerate(targets or [])]
+    keys = [p for p in parsed if p is not None]
+    if len(set(keys)) != len(keys):
+        errors["targets"] = "lists the same target twice"
+    raise_if(errors, "invalid escalation level")
+    if level_number is None:
+        level_number = session.scalar(select(func.coalesce(func.max(EscalationLevel.level_number), 0) + 1)
+                                      .where(EscalationLevel.policy_id == policy.id))
+    level = EscalationLevel(policy_id=policy.id, level_number=level_number, delay_minutes=delay_minutes)
+    try:
+        with session.begin_nested():
+            session.add(level)
+            session.flush()
+    except IntegrityError:
+        raise Conflict(f"policy {policy.name} already has a level {level_number}",
+                       fields={"level_number": "already used in this policy"}) from None
+    for kind, target_id in keys:
+        session.add(EscalationTarget(level_id=level.id, target_type=kind, **{f"{kind}_id": target_id}))
+    session.flush()
+    session.refresh(level, ["targets"])
+    session.refresh(policy, ["levels"])
+    return level
+
+
+def update_level(session: Session, level: EscalationLevel, *, level_number=UNSET,
+                 delay_minutes=UNSET) -> EscalationLevel:
+    """Renumber a level or change its delay; a number already used in the policy is a Conflict."""
+    errors: dict = {}
+    values = {}
+    if level_number is not UNSET:
+        values["level_number"] = clean_int(level_number, "level_number", errors, minimum=1, maximum=1000)
+    if delay_minutes is not UNSET:
+        values["delay_minutes"] = clean_int(delay_minutes, "delay_minutes", errors, minimum=0,
+                                            maximum=MAX_DELAY_MINUTES)
+    raise_if(errors, "invalid escalation level")
+    try:
+        with session.begin_nested():
+            for key, value in values.items():
+                setattr(level, key, value)
+            session.flush()
+    except IntegrityError:
+        raise Conflict(f"the policy already has a level {values.get('level_number')}",
+                       fields={"level_number": "already used in this policy"}) from None
+    return level
+
+
+def delete_level(session: Session, level: EscalationLevel) -> None:
+    """Delete a level and its targets (incidents at that level move on to the next one)."""
+    policy = level.policy
+    session.delete(level)
+    session.flush()
+    if policy is not None:
+        session.refresh(policy, ["levels"])
+
+
+# --- targets -----------------------------------------------------------------------------
+
+def _parse_target(session: Session, target, field: str, errors: dict) -> tuple[str, int] | None:
+    """(type, id) from {"type": ..., "id": ...} or a User/Schedule/Team instance."""
+    if isinstance(target, (User, Schedule, Team)):
+        kind = {User: "user", Schedule: "schedule", Team: "team"}[type(target)]
+        target = {"type": kind, "id": target}
+    if not isinstance(target, dict):
+        errors[field] = 'must be {"type": "user"|"schedule"|"team", "id": <id>}'
+        return None
+    kind = target.get("type")
+    if kind not in TARGET_TYPES:
+        errors[field] = f"type must be one of {', '.join(TARGET_TYPES)}"
+        return None
+    if kind == "user":
+        row = lookup_active_user(session, target.get("id"), field, errors)
+    else:
+        row = lookup(session, Schedule if kind == "schedule" else Team, target.get("id"), field, errors,
+                     label=kind)
+    return (kind, row.id) if row is not None else None
+
+
+def add_target(session: Session, level: EscalationLevel, target) -> EscalationTarget:
+    """Add a target to a level: {"type": "user"|"schedule"|"team", "id": n} or a model instance.
+
+    A user must be active. Adding a target the level already has is a Conflict.
+    """
+    errors: dict = {}
+    parsed = _parse_target(session, target, "target", errors)
+    raise_if(errors, "invalid escalation target")
+    kind, target_id = parsed
+    # No index says "one target once per level", so serialise writers on the level row
+    # (FOR UPDATE on PostgreSQL; SQLite transactions are serialised) and then look.
+    session.flush()
+    session.execute(select(EscalationLevel.id).where(EscalationLevel.id == level.id).with_for_update())
+    column = getattr(EscalationTarget, f"{kind}_id")
+    existing = session.scalar(select(EscalationTarget.id).where(
+        EscalationTarget.level_id == level.id, EscalationTarget.target_type == kind, column == target_id))
+    if existing is not None:
+        raise Conflict(f"level {level.level_number} already targets {kind} {target_id}",
+                       fields={"target": "already a target of this level"}, detail={"target_id": existing})
+    row = EscalationTarget(level_id=level.id, target_type=kind, **{f"{kind}_id": target_id})
+    session.add(row)
+    session.flush()
+    session.refresh(level, ["targets"])
+    return row
+
+
+def remove_target(session: Session, level: EscalationLevel, target_id: int) -> None:
+    """Remove one target from a level."""
+    target = session.get(EscalationTarget, target_id) if isinstance(target_id, int) else None
+    if target is None or target.level_id != level.id:
+        raise NotFound(f"target {target_id} not found in level {level.level_number}")
+    session.delete(target)
+    session.flush()
+    session.refresh(level, ["targets"])
