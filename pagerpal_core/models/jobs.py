@@ -1,10 +1,10 @@
-"""Worker job heartbeats, login throttling, and small named application state."""
+"""Worker job heartbeats, sign-in throttling, browser sessions, and small named application state."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Float, Integer, String
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pagerpal_core.db import Base, JSONType, UTCDateTime
@@ -33,14 +33,38 @@ class JobStatus(Base):
 
 
 class AuthThrottle(Base):
-    """Failed sign-ins per client key, shared by every web process through the database."""
+    """A failed sign-in counter, shared by every web process through the database.
+
+    One row per (client address, account) and one per account; the key is a hash of them
+    (see services/signin.py), so arbitrary submitted emails never reach the table verbatim.
+    """
 
     __tablename__ = "auth_throttle"
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)
+    # When the current run of failures began (the row's creation when there is none).
     window_started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_failure_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # (address, account) rows only: a recent success makes the pair "known", so an attack on the
+    # account from elsewhere does not lock its owner out here.
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class UserSession(Base):
+    """One signed-in browser session. The cookie carries a random token; the row keeps its SHA-256.
+
+    Signing out deletes the row, so a copied cookie stops working at once; a session idle for
+    longer than SESSION_IDLE_MINUTES is refused.
+    """
+
+    __tablename__ = "user_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 class AppState(Base):
