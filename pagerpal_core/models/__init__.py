@@ -5,7 +5,7 @@ from pagerpal_core.models.action_links import ActionLink, InboundMessage, ReplyC
 from pagerpal_core.models.alert_sources import AlertSource, SnsSubscription
 from pagerpal_core.models.escalation import EscalationLevel, EscalationPolicy, EscalationTarget
 from pagerpal_core.models.incidents import Incident, IncidentEvent
-from pagerpal_core.models.jobs import AppState, AuthThrottle, JobStatus
+from pagerpal_core.models.jobs import AppState, AuthThrottle, JobStatus, UserSession  # noqa: F401
 from pagerpal_core.models.notifications import Notification
 from pagerpal_core.models.schedules import Rotation, RotationParticipant, Schedule, ScheduleEntry, ScheduleOverride
 from pagerpal_core.models.users import ContactMethod, Team, TeamMembership, User
