@@ -15,6 +15,13 @@ from pathlib import Path
 # connection dies (crash, kill -9, network loss) and a standby can take over.
 WORKER_LEADER_LOCK_ID = 0x5050_0001
 
+# Guards "at least one admin can still sign in". Every change that can take that away from
+# someone (demotion, deactivation, password removal) takes this *transaction* lock before it
+# writes and before it counts the remaining admins; it is released at commit or rollback.
+# Without it, under READ COMMITTED two admins demoting each other at once would each still
+# see the other as admin and both commit, leaving nobody able to administer PagerPal.
+ADMIN_GUARD_LOCK_ID = 0x5050_0002
+
 # SQLite has no advisory locks: the leader holds an exclusive flock() on this file beside the
 # database file instead. The kernel drops it when the process dies, however it dies.
 SQLITE_LEADER_LOCK_SUFFIX = ".worker-leader.lock"

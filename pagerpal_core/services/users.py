@@ -6,11 +6,13 @@ import re
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from pagerpal_core.db import is_postgres
 from pagerpal_core.errors import Conflict, Invalid, NotFound
+from pagerpal_core.locks import ADMIN_GUARD_LOCK_ID
 from pagerpal_core.models import AppState, ContactMethod, Incident, User
 from pagerpal_core.models.incidents import OPEN_STATUSES
 from pagerpal_core.models.users import CHANNELS, ROLES
@@ -21,6 +23,8 @@ from pagerpal_core.timeutil import utcnow
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+# app_state key recorded when the first admin account is created, however it was created.
+ADMIN_EXISTED_KEY = "admin_existed"
 
 
 def normalize_email(email) -> str:
@@ -106,6 +110,8 @@ def create_user(session: Session, *, email: str, name: str | None = None, role: 
     except IntegrityError:
         raise Conflict(f"a user with email {email.strip()} already exists",
                        fields={"email": "already in use"}) from None
+    if role == "admin":
+        record_admin_existed(session, user)
     return user
 
 
@@ -115,19 +121,31 @@ def set_password(session: Session, user: User, password: str | None) -> User:
         problem = password_problem(password)
         if problem:
             raise Invalid("invalid password", fields={"password": problem})
+    removes_admin_login = not password and user.role == "admin"
+    if removes_admin_login:
+        lock_admin_changes(session)
     user.password_hash = hash_password(password) if password else None
     user.auth_version = (user.auth_version or 1) + 1
     session.flush()
+    if removes_admin_login:
+        ensure_login_admin(session)
     return user
 
 
 def set_role(session: Session, user: User, role: str) -> User:
+    """Change `user`'s role; refuses (Conflict) to take the last login-capable admin away."""
     if role not in ROLES:
         raise Invalid("invalid role", fields={"role": f"must be one of {', '.join(ROLES)}"})
     if role != user.role:
+        was_admin = user.role == "admin"
+        lock_admin_changes(session)  # before the write: see locks.ADMIN_GUARD_LOCK_ID
         user.role = role
         user.auth_version = (user.auth_version or 1) + 1
         session.flush()
+        if role == "admin":
+            record_admin_existed(session, user)
+        elif was_admin:
+            ensure_login_admin(session)
     return user
 
 
@@ -141,24 +159,64 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
 
 
 def has_login_admin(session: Session) -> bool:
-    """True when some active admin can log in (otherwise /login offers first-run setup)."""
+    """True when some active admin can log in (`flask pagerpal check` fails otherwise)."""
     return session.scalar(select(func.count(User.id)).where(
         User.role == "admin", User.active.is_(True), User.password_hash.is_not(None))) > 0
 
 
+def lock_admin_changes(session: Session) -> None:
+    """Serialise, database-wide, every change that can leave no admin able to sign in.
+
+    Held until the transaction ends. Take it before writing: a writer that already holds a
+    user's row lock and then waits here could deadlock with the holder updating that row.
+    """
+    if is_postgres(session):
+        session.execute(text("SELECT pg_advisory_xact_lock(:lock_id)"), {"lock_id": ADMIN_GUARD_LOCK_ID})
+    # SQLite needs nothing more: every transaction begins with BEGIN IMMEDIATE
+    # (pagerpal_core.db), so it already holds the database's only write lock until it ends.
+
+
+def record_admin_existed(session: Session, user: User, now: datetime | None = None) -> None:
+    """Remember for good that an admin account exists (first-run setup is then never offered)."""
+    if session.get(AppState, ADMIN_EXISTED_KEY) is not None:
+        return
+    try:
+        with session.begin_nested():
+            session.add(AppState(key=ADMIN_EXISTED_KEY, value=str(user.id), created_at=now or utcnow()))
+            session.flush()
+    except IntegrityError:
+        pass  # a concurrent transaction recorded it first; the fact is the same
+
+
+def admin_ever_existed(session: Session) -> bool:
+    """True once any admin account was ever created, whatever became of it since.
+
+    Besides the app_state marker, any user with the admin role (even deactivated) and the
+    claim rows of earlier first-run setups count, so databases from before the marker are
+    covered too.
+    """
+    marker = session.scalar(select(AppState.key).where(
+        or_(AppState.key == ADMIN_EXISTED_KEY, AppState.key.like("bootstrap:%"))).limit(1))
+    if marker is not None:
+        return True
+    return session.scalar(select(User.id).where(User.role == "admin").limit(1)) is not None
+
+
 def bootstrap_first_admin(session: Session, *, email: str, name: str, password: str,
                           now: datetime | None = None) -> User:
-    """Create the first admin on a database that has no login-enabled admin — exactly once.
+    """Create the first admin on a database that never had one — exactly once, ever.
+
+    Once any admin existed, losing every admin login is recovered with
+    `flask pagerpal create-admin` on the server, never through the web: an anonymous form
+    would let whoever reaches /login first take the install over.
 
     Two people submitting at the same moment both see "no admin"; both then insert the
-    claim row `bootstrap:<number of admins ever created>`, and its primary key lets only
-    one of them commit. (A later bootstrap, after every admin was deactivated, claims the
-    next number.)
+    claim row `bootstrap:0`, and its primary key lets only one of them commit.
     """
-    if has_login_admin(session):
-        raise Conflict("PagerPal already has an admin; sign in instead")
-    admins_ever = session.scalar(select(func.count(User.id)).where(User.role == "admin"))
-    claim_key = f"bootstrap:{admins_ever}"
+    if admin_ever_existed(session):
+        raise Conflict("PagerPal already has an admin; sign in instead "
+                       "(no admin left? run `flask pagerpal create-admin` on the server)")
+    claim_key = "bootstrap:0"
     user = create_user(session, email=email, name=name, role="admin", password=password or "")
     try:
         with session.begin_nested():
@@ -178,10 +236,13 @@ def deactivate_user(session: Session, user: User, *, actor: User | None = None,
     now = now or utcnow()
     if not user.active:
         return user
+    lock_admin_changes(session)  # before the write: see locks.ADMIN_GUARD_LOCK_ID
     user.active = False
     user.deactivated_at = now
     user.auth_version = (user.auth_version or 1) + 1
     session.flush()
+    if user.role == "admin":
+        ensure_login_admin(session)
     incidents = session.scalars(select(Incident).where(
         Incident.assignee_id == user.id, Incident.status.in_(OPEN_STATUSES)))
     for incident in incidents:
@@ -201,7 +262,12 @@ def reactivate_user(session: Session, user: User) -> User:
 # --- profile changes --------------------------------------------------------------------
 
 def ensure_login_admin(session: Session) -> None:
-    """Refuse (Conflict) a change that leaves nobody able to sign in as admin."""
+    """Refuse (Conflict) a change that leaves nobody able to sign in as admin.
+
+    The count runs under the admin-guard lock, after any concurrent change that held it has
+    committed; each statement of a READ COMMITTED transaction sees those commits.
+    """
+    lock_admin_changes(session)
     session.flush()
     if not has_login_admin(session):
         raise Conflict("this change would leave no active admin who can log in; promote someone else first")
@@ -228,6 +294,8 @@ def update_user(session: Session, user: User, *, name=UNSET, email=UNSET, timezo
         if problem:
             errors["password"] = problem
     raise_if(errors, "invalid user")
+    # Every write below happens under the admin-guard lock (ensure_login_admin ends this).
+    lock_admin_changes(session)
     if role is not UNSET:
         set_role(session, user, role)
     if password is not UNSET:

@@ -9,7 +9,7 @@ from flask_login import current_user, login_user, logout_user
 
 from pagerpal_core.errors import DomainError
 from pagerpal_core.services import throttle
-from pagerpal_core.services.users import authenticate, bootstrap_first_admin, has_login_admin
+from pagerpal_core.services.users import admin_ever_existed, authenticate, bootstrap_first_admin, has_login_admin
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.auth import client_key, settings
 from pagerpal_web.extensions import db
@@ -18,13 +18,23 @@ from pagerpal_web.ui.forms import BootstrapForm, LoginForm
 
 
 def safe_next(target: str | None) -> str:
-    """`target` when it is a local path, else the dashboard (no open redirects)."""
-    if target:
+    """`target` when it is a local path, else the dashboard (no open redirects).
+
+    Control characters are refused first: CR/LF cannot go into a Location header (and would
+    split it), and browsers drop tabs and newlines from URLs, turning "/\t/evil" into "//evil".
+    """
+    if target and not any(ord(char) < 32 or ord(char) == 127 for char in target):
         parts = urlsplit(target)
         if not parts.scheme and not parts.netloc and target.startswith("/") and not target.startswith("//") \
                 and "\\" not in target:
             return target
     return url_for("ui.dashboard")
+
+
+@bp.context_processor
+def admin_recovery_hint():
+    """`no_admin_can_sign_in()` for login.html; a callable, so only that page runs the query."""
+    return {"no_admin_can_sign_in": lambda: not has_login_admin(db.session)}
 
 
 @bp.get("/")
@@ -34,10 +44,12 @@ def index():
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    """Sign in; on a database without a login-enabled admin, create the first one."""
+    """Sign in; on a database that never had an admin, create the first one."""
     if current_user.is_authenticated:
         return redirect(safe_next(request.args.get("next")))
-    if not has_login_admin(db.session):
+    # First-run setup only while no admin was ever created: offering it again once the last
+    # admin is gone would hand the install to whoever reaches /login first.
+    if not admin_ever_existed(db.session):
         return _bootstrap()
     form = LoginForm()
     if request.method == "POST" and form.validate_on_submit():
@@ -70,7 +82,7 @@ def _bootstrap():
             db.session.commit()
         except DomainError as exc:
             db.session.rollback()
-            if has_login_admin(db.session):
+            if admin_ever_existed(db.session):
                 flash(exc.message, "error")
                 return redirect(url_for("ui.login"))
             for name, problem in exc.fields.items():
