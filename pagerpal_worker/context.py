@@ -53,7 +53,6 @@ class WorkerContext:
     last_sweep_at: datetime | None = None
     # Set by a step that stopped at its batch limit with work left: the loop skips its wait.
     more_work: bool = False
-    notes: set = field(default_factory=set)  # one-time log lines already written
     _executor: ThreadPoolExecutor | None = None
 
     @property

@@ -16,16 +16,9 @@ from pagerpal_core.timeutil import utcnow
 from pagerpal_web.api import bp
 from pagerpal_web.api.common import body_fields, check_types, created, no_content, paginate, settings, ts
 from pagerpal_web.extensions import db
+from pagerpal_web.webhooks.alerts import WEBHOOK_PATHS
 
 SOURCE_FIELDS = {"name", "kind", "policy_id", "team_id", "severity_map", "active"}
-# Where each kind of sender posts (the webhooks blueprint serves these paths).
-WEBHOOK_PATHS = {
-    "generic": "/api/v1/alerts",
-    "grafana": "/api/v1/webhooks/grafana",
-    "cloudwatch": "/api/v1/webhooks/cloudwatch",
-    "alertmanager": "/api/v1/webhooks/alertmanager",
-    "pagerduty": "/api/v1/webhooks/pagerduty/v2/enqueue",
-}
 KEY_PLACEHOLDER = "<source key>"
 
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import math
-
 from flask import current_app, g, jsonify, request, url_for
 
-from pagerpal_core.errors import DomainError, Invalid, NotFound
+from pagerpal_core.errors import Invalid, NotFound
 from pagerpal_core.services.config_fields import text_problem  # noqa: F401 - API modules import it from here
 from pagerpal_core.timeutil import isoformat, parse_iso
 from pagerpal_web.api import bp
+from pagerpal_web.bodies import request_json
 
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
@@ -19,43 +17,9 @@ DEFAULT_LIMIT = 50
 MAX_ID = 2**31 - 1
 
 
-class BadRequest(DomainError):
-    code, status = "bad_request", 400
-
-
-class NonFinite(ValueError):
-    """NaN, Infinity or a number too large for a float: Python's json accepts them,
-    JSON and PostgreSQL's JSON columns do not."""
-
-
-def _refuse_constant(name: str):
-    raise NonFinite(f"{name} is not a JSON number")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise NonFinite(f"{text} is out of range")
-    return value
-
-
 def json_body(required: bool = True) -> dict:
-    """The request's JSON object, or a 400 naming what is wrong with it."""
-    raw = request.get_data(cache=True)
-    if not raw.strip():
-        if required:
-            raise BadRequest("a JSON object body is required")
-        return {}
-    try:
-        data = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
-    except RecursionError:
-        raise BadRequest("the body is nested too deeply") from None
-    except ValueError as exc:  # includes bad UTF-8 and the non-finite numbers refused below
-        raise BadRequest(f"the body is not valid JSON: {exc}" if isinstance(exc, NonFinite)
-                         else "the body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise BadRequest("the body must be a JSON object")
-    return data
+    """The request's JSON object, or a 400 naming what is wrong with it (NaN and Infinity included)."""
+    return request_json(finite_only=True, required=required, object_only=True)
 
 
 @bp.before_request

@@ -14,15 +14,7 @@ from pagerpal_web.extensions import db
 from pagerpal_web.ui import bp
 from pagerpal_web.ui.common import form_action, form_status, settings
 from pagerpal_web.ui.forms import AlertSourceForm, ConfirmForm, choice_list
-
-# Where each kind of sender posts (paths under the base URL).
-ENDPOINTS = {
-    "generic": "/api/v1/alerts",
-    "grafana": "/api/v1/webhooks/grafana",
-    "cloudwatch": "/api/v1/webhooks/cloudwatch",
-    "alertmanager": "/api/v1/webhooks/alertmanager",
-    "pagerduty": "/api/v1/webhooks/pagerduty",
-}
+from pagerpal_web.webhooks.alerts import WEBHOOK_PATHS
 
 
 def _fill_choices(form: AlertSourceForm) -> AlertSourceForm:
@@ -60,7 +52,7 @@ def key_page(source, key: str, *, regenerated: bool):
     base = settings().base_url.rstrip("/")
     response = make_response(render_template(
         "alert_source_key.html", source=source, key=key, regenerated=regenerated, base=base,
-        endpoint=base + ENDPOINTS.get(source.kind, ENDPOINTS["generic"]), endpoints=ENDPOINTS))
+        endpoint=base + WEBHOOK_PATHS.get(source.kind, WEBHOOK_PATHS["generic"]), endpoints=WEBHOOK_PATHS))
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     return response
@@ -90,7 +82,7 @@ def _detail_page(source, form=None):
     base = settings().base_url.rstrip("/")
     return render_template("alert_source_detail.html", source=source, form=form, subscriptions=subscriptions,
                            open_count=open_count, policy=policy, now=utcnow(),
-                           endpoint=base + ENDPOINTS.get(source.kind, ENDPOINTS["generic"])), form_status(form)
+                           endpoint=base + WEBHOOK_PATHS.get(source.kind, WEBHOOK_PATHS["generic"])), form_status(form)
 
 
 @bp.get("/alert-sources/<int:source_id>")

@@ -3,6 +3,8 @@
 from flask import Blueprint
 
 bp = Blueprint("webhooks", __name__)
+# Where create_app mounts this blueprint; the public webhook URLs are built from it.
+API_PREFIX = "/api/v1"
 
 # Endpoint modules register on import (one line each).
 from pagerpal_web.webhooks import (

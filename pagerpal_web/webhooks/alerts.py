@@ -4,16 +4,21 @@ Every endpoint: authenticate the source (401/403) → check its token bucket on 
 just read (429, nothing written) → decode and parse the body (400/413/422, nothing
 written) → apply the events, take the token atomically as the last statement, commit —
 one transaction → answer. Paging happens inside the incident service, in the same
-transaction as the new incident.
+transaction as the new incident. A format whose key may travel in the body (PagerDuty's
+`routing_key`) decodes the body before authenticating.
+
+The endpoints are one view over the `FORMATS` table: a format differs only in its path,
+where its key may travel and how its answer looks.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from flask import current_app, jsonify, request
+from flask import current_app, jsonify
 
 from pagerpal_core.errors import DomainError, Invalid, RateLimited
 from pagerpal_core.logs import log_fields
@@ -24,36 +29,26 @@ from pagerpal_core.services.ingestion import CREATED, ingest_events
 from pagerpal_core.services.rate_limit import peek_bucket, take_token
 from pagerpal_core.services.sns import record_sns_control
 from pagerpal_core.timeutil import utcnow
+from pagerpal_web import settings_of
+from pagerpal_web.bodies import request_json
 from pagerpal_web.extensions import db
-from pagerpal_web.webhooks import bp
+from pagerpal_web.webhooks import API_PREFIX, bp
 from pagerpal_web.webhooks.source_auth import authenticate_request
 
 log = logging.getLogger("pagerpal.webhooks")
 
 
-class BadBody(DomainError):
-    code, status = "bad_request", 400
-
-
-def settings():
-    return current_app.config["PAGERPAL"]
-
-
 def decode_body():
-    """The request body as decoded JSON; 400 naming the problem, 413 when too large."""
-    raw = request.get_data(cache=True)  # over MAX_CONTENT_LENGTH → 413 from werkzeug
-    if not raw.strip():
-        raise BadBody("a JSON body is required")
-    try:
-        return json.loads(raw)
-    except UnicodeDecodeError:
-        raise BadBody("the body is not UTF-8 text") from None
-    except (ValueError, RecursionError):
-        raise BadBody("the body is not valid JSON") from None
+    """The request body as decoded JSON; 400 naming the problem, 413 when too large.
+
+    NaN and Infinity are kept here (an alert is never refused over an odd number) and
+    stored as text by the payload cleaner.
+    """
+    return request_json(finite_only=False)
 
 
 def _bucket_args() -> dict:
-    config = settings()
+    config = settings_of(current_app)
     return {"capacity": config.alert_source_rate_limit_capacity,
             "refill_per_second": config.alert_source_rate_limit_refill_per_second}
 
@@ -78,7 +73,7 @@ def ingest(source: AlertSource, kind: str, body) -> tuple[list, dict | None]:
     if parsed.control is not None:
         row = record_sns_control(db.session, source, parsed.control, now=now)
         control = {"type": parsed.control.type, "topic_arn": row.topic_arn, "status": row.status}
-    results = ingest_events(db.session, source, parsed.events, now=now, base_url=settings().base_url)
+    results = ingest_events(db.session, source, parsed.events, now=now, base_url=settings_of(current_app).base_url)
     # Last statement before the commit: the source row is locked only for the commit.
     bucket = take_token(db.session, source.id, now=now, **_bucket_args())
     if not bucket.allowed:  # another request took the last token since check_rate_limit
@@ -94,6 +89,7 @@ def ingest(source: AlertSource, kind: str, body) -> tuple[list, dict | None]:
 
 
 def group_response(results: list, control: dict | None = None):
+    """200 with per-outcome counts and every result (formats that carry many alerts per call)."""
     counts = Counter(r.outcome for r in results)
     body = {"status": "accepted", "counts": dict(counts), "results": [r.as_dict() for r in results]}
     if control:
@@ -103,58 +99,14 @@ def group_response(results: list, control: dict | None = None):
     return jsonify(body), 200
 
 
-@bp.post("/alerts")
-def generic_alert():
-    """A generic JSON alert: 201 when it opened an incident, 200 otherwise."""
-    source = authenticate_request()
-    check_rate_limit(source)
-    results, _ = ingest(source, "generic", decode_body())
+def single_response(results: list, control: dict | None = None):
+    """One alert's result: 201 when it opened an incident, 200 otherwise."""
     result = results[0]
     return jsonify({"status": "accepted", **result.as_dict()}), 201 if result.outcome == CREATED else 200
 
 
-@bp.post("/webhooks/grafana")
-def grafana_webhook():
-    """Grafana unified alerting (many alerts per call) or legacy alerting."""
-    source = authenticate_request()
-    check_rate_limit(source)
-    return group_response(*ingest(source, "grafana", decode_body()))
-
-
-@bp.post("/webhooks/alertmanager")
-def alertmanager_webhook():
-    """Prometheus Alertmanager webhook, version 4."""
-    source = authenticate_request()
-    check_rate_limit(source)
-    return group_response(*ingest(source, "alertmanager", decode_body()))
-
-
-@bp.post("/webhooks/cloudwatch")
-def cloudwatch_webhook():
-    """CloudWatch alarms via SNS (a JSON body sent as text/plain), and SNS (un)subscriptions."""
-    source = authenticate_request()
-    check_rate_limit(source)
-    return group_response(*ingest(source, "cloudwatch", decode_body()))
-
-
-@bp.post("/webhooks/pagerduty")
-@bp.post("/webhooks/pagerduty/v2/enqueue")
-def pagerduty_event():
-    """PagerDuty Events API v2: the key may be the body's `routing_key`; answers like PagerDuty."""
-    try:
-        body = decode_body()
-        routing_key = body.get("routing_key") if isinstance(body, dict) else None
-        source = authenticate_request(routing_key if isinstance(routing_key, str) else None)
-        check_rate_limit(source)
-        results, _ = ingest(source, "pagerduty", body)
-    except Invalid as exc:
-        db.session.rollback()
-        return pagerduty_invalid(exc.message, exc.fields)
-    except DomainError as exc:
-        if exc.status != 400:
-            raise
-        db.session.rollback()
-        return pagerduty_invalid(exc.message, {})
+def pagerduty_response(results: list, control: dict | None = None):
+    """202 in PagerDuty's own shape, plus what PagerPal did with the event."""
     result = results[0]
     return jsonify({"status": "success", "message": "Event processed", "dedup_key": result.external_id,
                     "outcome": result.outcome, "incident_id": result.incident_id,
@@ -168,3 +120,66 @@ def pagerduty_invalid(message: str, fields: dict):
             "error": {"code": "validation_error", "message": message,
                       **({"fields": fields} if fields else {})}}
     return jsonify(body), 400
+
+
+@dataclass(frozen=True)
+class WebhookFormat:
+    """How one sender format reaches PagerPal."""
+
+    path: str                       # under API_PREFIX, as the README documents it
+    summary: str                    # the endpoint's description (help and OpenAPI)
+    answer: Callable = group_response
+    aliases: tuple[str, ...] = ()   # further paths senders already use
+    body_key: str | None = None     # a body field that may carry the source key
+    # Renders a bad body (400) or a refused event (422) in the sender's own shape, as a 400.
+    refusal: Callable[[str, dict], object] | None = None
+
+
+# Format name (also the parser's name in pagerpal_core.payloads.PARSERS) → its endpoint.
+FORMATS: dict[str, WebhookFormat] = {
+    "generic": WebhookFormat("/alerts", "A generic JSON alert: 201 when it opened an incident, 200 otherwise.",
+                             answer=single_response),
+    "grafana": WebhookFormat("/webhooks/grafana", "Grafana unified alerting (many alerts per call) or legacy "
+                                                  "alerting."),
+    "alertmanager": WebhookFormat("/webhooks/alertmanager", "Prometheus Alertmanager webhook, version 4."),
+    "cloudwatch": WebhookFormat("/webhooks/cloudwatch", "CloudWatch alarms via SNS (a JSON body sent as "
+                                                        "text/plain), and SNS (un)subscriptions."),
+    "pagerduty": WebhookFormat("/webhooks/pagerduty", "PagerDuty Events API v2: the key may be the body's "
+                                                      "`routing_key`; answers like PagerDuty.",
+                               answer=pagerduty_response, aliases=("/webhooks/pagerduty/v2/enqueue",),
+                               body_key="routing_key", refusal=pagerduty_invalid),
+}
+# The one table of where each kind of source posts (full paths); the UI and API show it to operators.
+WEBHOOK_PATHS: dict[str, str] = {kind: API_PREFIX + fmt.path for kind, fmt in FORMATS.items()}
+
+
+def receive_alert(kind: str):
+    """The body of every ingestion endpoint (see the module docstring for the order of checks)."""
+    fmt = FORMATS[kind]
+    try:
+        body = decode_body() if fmt.body_key else None  # the key may be inside: read the body first
+        key = body.get(fmt.body_key) if isinstance(body, dict) else None
+        source = authenticate_request(key if isinstance(key, str) else None)
+        check_rate_limit(source)
+        results, control = ingest(source, kind, decode_body() if body is None else body)
+    except DomainError as exc:
+        if fmt.refusal is None or not (isinstance(exc, Invalid) or exc.status == 400):
+            raise
+        db.session.rollback()
+        return fmt.refusal(exc.message, exc.fields if isinstance(exc, Invalid) else {})
+    return fmt.answer(results, control)
+
+
+def _endpoint(kind: str) -> Callable:
+    def view():
+        return receive_alert(kind)
+
+    view.__name__ = view.__qualname__ = f"{kind}_webhook"
+    view.__doc__ = FORMATS[kind].summary
+    return view
+
+
+for _kind, _format in FORMATS.items():
+    _view = _endpoint(_kind)
+    for _path in (_format.path, *_format.aliases):
+        bp.add_url_rule(_path, endpoint=_view.__name__, view_func=_view, methods=["POST"])

@@ -15,7 +15,7 @@ from pagerpal_core.security import constant_time_equals
 from pagerpal_core.services.receipts import apply_delivery_reports
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web import settings_of
-from pagerpal_web.api.common import json_body
+from pagerpal_web.bodies import request_json
 from pagerpal_web.errors import error_response
 from pagerpal_web.extensions import db
 from pagerpal_web.webhooks import bp
@@ -32,7 +32,8 @@ def infobip_receipts():
     if expected and not constant_time_equals(request.headers.get(TOKEN_HEADER, ""), expected):
         log.warning("delivery report refused: missing or wrong receipt token")
         return error_response(401, "unauthorized", f"missing or wrong {TOKEN_HEADER}")
-    summary = apply_delivery_reports(db.session, json_body(), now=utcnow())
+    # A report is read, not stored: a NaN in it is refused like any API body.
+    summary = apply_delivery_reports(db.session, request_json(finite_only=True, object_only=True), now=utcnow())
     db.session.commit()
     log.info("delivery reports applied", extra=log_fields(**summary.as_dict()))
     return jsonify(summary.as_dict())

@@ -293,10 +293,11 @@ def test_escalation_step_pages_the_next_level_in_the_same_cycle(session, make_ct
 
 
 def test_sns_fetch_only_reaches_amazon_sns():
-    from pagerpal_worker.steps.chores import SNS_URL, FetchRefused, make_sns_fetch
+    from pagerpal_core.services.sns import sns_url_region
+    from pagerpal_worker.steps.chores import FetchRefused, make_sns_fetch
 
-    assert SNS_URL.match("https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&Token=abc")
-    assert SNS_URL.match("https://sns.cn-north-1.amazonaws.com.cn/?Action=ConfirmSubscription")
+    assert sns_url_region("https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&Token=abc")
+    assert sns_url_region("https://sns.cn-north-1.amazonaws.com.cn/?Action=ConfirmSubscription")
     fetch = make_sns_fetch(timeout=1)
     for url in ("http://sns.eu-west-1.amazonaws.com/", "https://sns.eu-west-1.amazonaws.com.evil.test/",
                 "https://127.0.0.1/", "https://evil.test/sns.eu-west-1.amazonaws.com/", None):
