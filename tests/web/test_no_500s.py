@@ -16,7 +16,7 @@ from html.parser import HTMLParser
 from urllib.parse import quote
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import text
 
 from pagerpal_core.db import Base
 from pagerpal_core.models import Schedule
@@ -98,11 +98,12 @@ def page_forms(html: str) -> list[dict]:
 
 
 def row_counts(app) -> dict:
+    """Rows per table (bookkeeping tables aside), read in one query."""
+    tables = [t.name for t in Base.metadata.sorted_tables if t.name not in BOOKKEEPING_TABLES]
     with app.app_context():
-        counts = {t.name: db.session.scalar(select(func.count()).select_from(t))
-                  for t in Base.metadata.sorted_tables if t.name not in BOOKKEEPING_TABLES}
+        row = db.session.execute(text("SELECT " + ", ".join(f'(SELECT count(*) FROM "{t}")' for t in tables))).one()
         db.session.remove()
-        return counts
+    return dict(zip(tables, row, strict=True))
 
 
 def encode(fields: dict, raw: dict | None = None) -> bytes:
@@ -156,6 +157,7 @@ UI_POST_ENDPOINTS = [
     "ui.update_level_view", "ui.delete_level_view", "ui.add_target_view", "ui.remove_target_view",
     "ui.incident_acknowledge", "ui.incident_escalate", "ui.incident_note", "ui.incident_retry_notification",
     "ui.incident_reassign", "ui.incident_reopen", "ui.incident_resolve", "ui.login",
+    "ui.incident_snooze", "ui.incident_bulk_action",
     "ui.create_schedule_view", "ui.delete_schedule_view", "ui.add_entry_view", "ui.delete_entry_view",
     "ui.add_override_view", "ui.delete_override_view", "ui.add_rotation_view", "ui.delete_rotation_view",
     "ui.add_participant_view", "ui.remove_participant_view", "ui.create_team_view", "ui.update_team_view",

@@ -1,0 +1,22 @@
+"""heartbeat monitors, maintenance windows and self-test
+
+Revision ID: 0007
+Revises: 0006
+"""
+import sqlalchemy as sa  # noqa: F401
+from alembic import op  # noqa: F401
+
+import pagerpal_core.db  # noqa: F401  (UTCDateTime columns)
+
+revision = '0007'
+down_revision = '0006'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass
