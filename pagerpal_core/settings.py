@@ -181,8 +181,13 @@ class Settings:
     alert_source_rate_limit_capacity: int = _setting("ALERT_SOURCE_RATE_LIMIT_CAPACITY", _positive_int, "120")
     alert_source_rate_limit_refill_per_second: float = _setting(
         "ALERT_SOURCE_RATE_LIMIT_REFILL_PER_SECOND", _positive_float, "2.0")
+    # Sign-in throttle (services/signin.py): failures per (address, account) before a delay, the
+    # first delay (doubling with each further failure), and failures per account from everywhere.
     login_max_failures: int = _setting("LOGIN_MAX_FAILURES", _positive_int, "5")
     login_block_seconds: int = _setting("LOGIN_BLOCK_SECONDS", _positive_int, "300")
+    login_account_max_failures: int = _setting("LOGIN_ACCOUNT_MAX_FAILURES", _positive_int, "20")
+    # A browser session unused for this long is signed out on the server.
+    session_idle_minutes: int = _setting("SESSION_IDLE_MINUTES", _positive_int, "720")
     metrics: str = _setting("METRICS", _metrics_mode, "off")
 
     @classmethod

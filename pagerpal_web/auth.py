@@ -5,15 +5,18 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from datetime import timedelta
 from functools import wraps
 
-from flask import Flask, g, redirect, request, url_for
+from flask import Flask, g, redirect, request, session, url_for
+from flask_login import current_user, logout_user, user_logged_in
 
+from pagerpal_core.errors import RateLimited, Unauthorized
 from pagerpal_core.models import User
-from pagerpal_core.services import throttle
-from pagerpal_core.services.users import authenticate
+from pagerpal_core.services import sessions, signin
+from pagerpal_core.services.timeline import record_as_caller
 from pagerpal_core.timeutil import utcnow
-from pagerpal_web.errors import error_response
+from pagerpal_web.errors import error_response, is_api_request
 from pagerpal_web.extensions import db, login_manager
 
 ROLE_RANK = {"viewer": 1, "responder": 2, "admin": 3}
@@ -38,9 +41,67 @@ def settings():
     return current_app.config["PAGERPAL"]
 
 
-def client_key(prefix: str) -> str:
-    """Throttle key for the calling client."""
-    return f"{prefix}:{request.remote_addr or 'unknown'}"
+def client_address() -> str:
+    """The calling client's address (from X-Forwarded-For only behind TRUSTED_PROXIES)."""
+    return request.remote_addr or "unknown"
+
+
+def password_sign_in(email, password) -> User:
+    """Check an email and password for this client, throttled (the UI form and Basic auth both use it).
+
+    Raises RateLimited (wait first) or Unauthorized (wrong); commits the throttle's counters.
+    """
+    return signin.sign_in(db.session, client_address(), email, password,
+                          policy=signin.SigninPolicy.from_settings(settings()), now=utcnow())
+
+
+# --- browser sessions, also checked on the server ---------------------------------------
+
+# Key in the signed cookie session holding the server-side session's token.
+SESSION_TOKEN_KEY = "_pp_session"
+CSRF_SESSION_KEY = "csrf_token"  # Flask-WTF's default WTF_CSRF_FIELD_NAME
+
+
+def _idle() -> timedelta:
+    return timedelta(minutes=settings().session_idle_minutes)
+
+
+def _start_server_session(sender, user, **extra) -> None:
+    """On every login_user() (sign-in and first-run bootstrap alike): a new server session, a new CSRF token.
+
+    A CSRF token the visitor held before signing in — possibly planted — must not carry over,
+    and the session token is what sign-out revokes.
+    """
+    session.pop(CSRF_SESSION_KEY, None)
+    g.pop(CSRF_SESSION_KEY, None)  # Flask-WTF caches the request's token on g
+    session[SESSION_TOKEN_KEY] = sessions.start_session(db.session, user, now=utcnow(), idle=_idle())
+    db.session.commit()
+
+
+def end_browser_session() -> None:
+    """Sign out: revoke the session on the server (a copied cookie stops working), then the cookie."""
+    sessions.end_session(db.session, session.pop(SESSION_TOKEN_KEY, None))
+    db.session.commit()
+    logout_user()
+    session.pop(CSRF_SESSION_KEY, None)
+
+
+def _resolve_browser_session():
+    """Before every non-API request: check the browser session first and keep its last-seen time.
+
+    Done before the view so the last-seen write is committed on its own, never with (or
+    instead of) anything the view does; also names the signed-in user as the caller that
+    timeline events are recorded by.
+    """
+    if is_api_request() or request.endpoint == "static" or "_user_id" not in session:
+        return None
+    if current_user.is_authenticated:
+        record_as_caller(db.session, current_user._get_current_object())
+    else:  # signed out elsewhere, idle too long, or the password changed: drop the dead cookie state
+        for key in ("_user_id", "_fresh", "_id", SESSION_TOKEN_KEY):
+            session.pop(key, None)
+    db.session.commit()  # nothing but the last-seen time can be pending this early
+    return None
 
 
 # --- Basic auth with a short-lived verification cache ---------------------------------
@@ -98,17 +159,13 @@ def basic_auth_user() -> tuple[User | None, object]:
         user = db.session.get(User, cached[0])
         if user is not None and user.auth_version == cached[1] and user.can_log_in:
             return user, None
-    now = utcnow()
-    wait = throttle.blocked_for(db.session, client_key("api"), now=now)
-    if wait:
-        return None, error_response(429, "too_many_failures", "too many failed sign-ins; try again later",
-                                    headers={"Retry-After": str(wait)})
-    user = authenticate(db.session, auth.username, auth.password or "")
-    if user is None:
-        throttle.record_failure(db.session, client_key("api"), now=now,
-                                max_failures=settings().login_max_failures,
-                                block_seconds=settings().login_block_seconds)
-        db.session.commit()
+    try:
+        user = password_sign_in(auth.username, auth.password or "")
+    except RateLimited as exc:
+        return None, error_response(429, "too_many_failures", "too many failed sign-ins for this account "
+                                    "from this address; try again later",
+                                    headers={"Retry-After": str(exc.retry_after)})
+    except Unauthorized:
         return None, error_response(401, "unauthorized", "invalid credentials, or the account is "
                                     "inactive or cannot log in", headers=challenge)
     credential_cache.put(key, user)
@@ -125,6 +182,7 @@ def api_guard():
     if failure is not None:
         return failure
     g.api_user = user
+    record_as_caller(db.session, user)
     view = current_app.view_functions.get(request.endpoint)
     needed = getattr(view, "min_role", None) or ("viewer" if request.method in SAFE_METHODS else "admin")
     if not has_role(user, needed):
@@ -153,14 +211,21 @@ def login_required_role(role: str = "viewer"):
 
 def init_app(app: Flask) -> None:
     login_manager.login_view = "ui.login"
+    # A module-level receiver, connected once whatever the number of apps (blinker keeps it weakly).
+    user_logged_in.connect(_start_server_session)
+    app.before_request(_resolve_browser_session)
 
     @login_manager.user_loader
     def load_user(session_id: str):
+        """The session's user while its auth version and its server-side session both hold."""
         try:
             user_id, version = (int(part) for part in session_id.split(":", 1))
         except (ValueError, AttributeError):
             return None
         user = db.session.get(User, user_id)
         if user is None or user.auth_version != version or not user.can_log_in:
+            return None
+        if not sessions.check_session(db.session, user.id, session.get(SESSION_TOKEN_KEY), now=utcnow(),
+                                      idle=_idle()):
             return None
         return user

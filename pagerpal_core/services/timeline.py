@@ -31,10 +31,27 @@ def bounded_detail(detail: dict | None, limit: int = MAX_DETAIL_BYTES) -> dict:
     return {"truncated": True, "preview": text[: limit // 2]}
 
 
+# Key in `Session.info` naming the signed-in account a request runs for (see record_as_caller).
+RECORDED_BY_KEY = "pagerpal.recorded_by_id"
+
+
+def record_as_caller(session: Session, user: User | None) -> None:
+    """Name the authenticated account on whose request `session` works.
+
+    Every timeline event written through this session stores it as `recorded_by_id`, beside
+    the actor it is recorded for (which "acting as" may set to someone else). The web sets
+    it once per request when it authenticates the caller; the worker never does (None).
+    """
+    session.info[RECORDED_BY_KEY] = user.id if user is not None else None
+
+
 def record_event(session: Session, incident: Incident, kind: str, message: str, *,
                  actor: User | AlertSource | str | None = None, detail: dict | None = None,
                  now: datetime | None = None) -> IncidentEvent:
-    """Append one event to `incident`'s timeline (flushed, not committed)."""
+    """Append one event to `incident`'s timeline (flushed, not committed).
+
+    `recorded_by_id` is the caller named by `record_as_caller` for this session, if any.
+    """
     event = IncidentEvent(
         incident_id=incident.id,
         kind=kind,
@@ -42,6 +59,7 @@ def record_event(session: Session, incident: Incident, kind: str, message: str, 
         actor_user_id=actor.id if isinstance(actor, User) else None,
         actor_source_id=actor.id if isinstance(actor, AlertSource) else None,
         actor_label=actor_label(actor),
+        recorded_by_id=session.info.get(RECORDED_BY_KEY),
         detail=bounded_detail(detail),
         created_at=now or utcnow(),
     )

@@ -5,13 +5,11 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user, login_user
 
-from pagerpal_core.errors import DomainError
-from pagerpal_core.services import throttle
-from pagerpal_core.services.users import admin_ever_existed, authenticate, bootstrap_first_admin, has_login_admin
-from pagerpal_core.timeutil import utcnow
-from pagerpal_web.auth import client_key, settings
+from pagerpal_core.errors import DomainError, RateLimited, Unauthorized
+from pagerpal_core.services.users import admin_ever_existed, bootstrap_first_admin, has_login_admin
+from pagerpal_web.auth import end_browser_session, password_sign_in
 from pagerpal_web.extensions import db
 from pagerpal_web.ui import bp
 from pagerpal_web.ui.forms import BootstrapForm, LoginForm
@@ -53,22 +51,16 @@ def login():
         return _bootstrap()
     form = LoginForm()
     if request.method == "POST" and form.validate_on_submit():
-        now = utcnow()
-        key = client_key("login")
-        wait = throttle.blocked_for(db.session, key, now=now)
-        if wait:
-            flash(f"Too many failed sign-ins from this address. Try again in {wait} seconds.", "error")
+        try:
+            user = password_sign_in(form.email.data, form.password.data)
+        except RateLimited as exc:
+            flash("Too many failed sign-ins for this account from this address. "
+                  f"Try again in {exc.retry_after} seconds.", "error")
             return render_template("login.html", form=form), 429
-        user = authenticate(db.session, form.email.data, form.password.data)
-        if user is None:
-            throttle.record_failure(db.session, key, now=now, max_failures=settings().login_max_failures,
-                                    block_seconds=settings().login_block_seconds)
-            db.session.commit()
+        except Unauthorized:
             flash("Wrong email or password, or this account cannot sign in.", "error")
             return render_template("login.html", form=form), 401
-        throttle.record_success(db.session, key)
-        db.session.commit()
-        login_user(user)
+        login_user(user)  # also starts the server-side session and rotates the CSRF token (auth.py)
         return redirect(safe_next(request.args.get("next")))
     return render_template("login.html", form=form), (400 if request.method == "POST" else 200)
 
@@ -97,6 +89,7 @@ def _bootstrap():
 
 @bp.post("/logout")
 def logout():
-    logout_user()
+    """Sign out: the session ends on the server too, so a copy of the cookie is worthless."""
+    end_browser_session()
     flash("Signed out.", "success")
     return redirect(url_for("ui.login"))
