@@ -10,6 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
+from pagerpal_core.db import make_engine
 from pagerpal_core.settings import PROJECT_ROOT
 
 
@@ -19,22 +20,41 @@ def migrations_dir() -> Path:
 
 
 def head_revisions() -> set[str]:
+    """The revisions at the head of the migration scripts (one, unless the history forked)."""
     config = Config()
     config.set_main_option("script_location", str(migrations_dir()))
     return set(ScriptDirectory.from_config(config).get_heads())
 
 
 def current_revisions(engine: Engine) -> set[str]:
+    """The revisions the database is stamped with (empty for a database never migrated)."""
     with engine.connect() as conn:
         return set(MigrationContext.configure(conn).get_current_heads())
 
 
-def schema_problem(engine: Engine) -> str | None:
-    """Why the database is not at the migration head, or None when it is."""
+def schema_problem(engine: Engine | str, *, unreachable_ok: bool = False) -> str | None:
+    """Why the database (an engine, or a URL) is not at the migration head, or None when it is.
+
+    Code written for the newest schema must not run against an older one, so production
+    refuses to start until `flask db upgrade`. An unreachable database is a problem too,
+    unless `unreachable_ok`: the worker's loop backs off and reconnects, and exiting would
+    only make systemd restart it in a loop.
+    """
+    owned = isinstance(engine, str)
+    if owned:
+        engine = make_engine(engine)
     try:
         current = current_revisions(engine)
     except Exception as exc:  # unreachable database: say so rather than crash
-        return f"database unreachable: {type(exc).__name__}"
+        return None if unreachable_ok else f"database unreachable: {type(exc).__name__}"
+    finally:
+        if owned:
+            engine.dispose()
+    return revision_problem(current)
+
+
+def revision_problem(current: set[str]) -> str | None:
+    """Why a database stamped `current` is not at the migration head, or None when it is."""
     heads = head_revisions()
     if current != heads:
         return (f"database is not at the migration head (at {sorted(current) or 'nothing'}, "

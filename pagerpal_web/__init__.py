@@ -11,6 +11,7 @@ from pagerpal_core.db import configure_engine, engine_options
 from pagerpal_core.logs import setup_logging
 from pagerpal_core.schema import schema_problem
 from pagerpal_core.settings import PROJECT_ROOT, ConfigError, Settings
+from pagerpal_web.config import SETTINGS_KEY
 from pagerpal_web.extensions import csrf, db, login_manager, migrate
 
 
@@ -65,7 +66,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         REMEMBER_COOKIE_HTTPONLY=True,
         WTF_CSRF_TIME_LIMIT=None,
         JSON_SORT_KEYS=False,
-        PAGERPAL=settings,
+        **{SETTINGS_KEY: settings},
     )
     app.config.update(flask_overrides)
     if settings.trusted_proxies:
@@ -109,8 +110,3 @@ def create_app(overrides: dict | None = None) -> Flask:
     csrf.exempt(webhooks.bp)
     cli.init_app(app)
     return app
-
-
-def settings_of(app: Flask) -> Settings:
-    """The parsed settings of `app`."""
-    return app.config["PAGERPAL"]

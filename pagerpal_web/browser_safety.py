@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from flask import Flask, abort, current_app, request
 
+from pagerpal_web.config import settings
+
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'self'; object-src 'none'"
@@ -16,7 +18,7 @@ def origin_allowed(origin: str) -> bool:
     """Same origin as this request, or listed in ALLOWED_ORIGINS."""
     if origin.rstrip("/") == request.host_url.rstrip("/"):
         return True
-    return origin.rstrip("/") in current_app.config["PAGERPAL"].allowed_origins
+    return origin.rstrip("/") in settings().allowed_origins
 
 
 def init_app(app: Flask) -> None:

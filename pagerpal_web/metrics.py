@@ -20,6 +20,7 @@ from pagerpal_core.metrics import (
 )
 from pagerpal_core.security import constant_time_equals
 from pagerpal_core.timeutil import utcnow
+from pagerpal_web.config import settings
 from pagerpal_web.extensions import db
 
 bp = Blueprint("metrics", __name__)
@@ -108,7 +109,7 @@ class DatabaseCollector:
 
 def _refusal():
     """None when this scrape may proceed, else the response that refuses it."""
-    mode = current_app.config["PAGERPAL"].metrics
+    mode = settings().metrics
     if mode == "off":
         return Response("metrics are disabled (METRICS=off)\n", status=404, mimetype="text/plain")
     if mode == "open":

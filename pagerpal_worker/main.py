@@ -10,7 +10,7 @@ import sys
 
 from pagerpal_core.db import make_engine, make_session_factory
 from pagerpal_core.logs import setup_logging
-from pagerpal_core.schema import current_revisions, head_revisions
+from pagerpal_core.schema import schema_problem
 from pagerpal_core.settings import ConfigError, Settings
 from pagerpal_worker import systemd
 from pagerpal_worker.context import WorkerContext
@@ -79,27 +79,6 @@ def _run_once(ctx: WorkerContext, leader) -> int:
     return 1 if report.errors else 0
 
 
-def _schema_behind(settings: Settings) -> str | None:
-    """Why the reachable database is not at the migration head, else None.
-
-    Steps written for the newest schema must not run against an older one, so production
-    waits for `flask db upgrade`. An unreachable database is not a reason to exit: the
-    loop backs off and reconnects (exiting would only make systemd restart us in a loop).
-    """
-    engine = make_engine(settings.database_url)
-    try:
-        current = current_revisions(engine)
-    except Exception:  # unreachable now; the loop will keep trying
-        return None
-    finally:
-        engine.dispose()
-    heads = head_revisions()
-    if current != heads:
-        return (f"database is at {sorted(current) or 'no revision'}, not the migration head "
-                f"{sorted(heads)}: run `flask db upgrade`")
-    return None
-
-
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point."""
     parser = argparse.ArgumentParser(prog="pagerpal-worker", description=__doc__)
@@ -113,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     setup_logging(settings.log_level, settings.secret_values())
     if settings.is_production:
-        problem = _schema_behind(settings)
+        problem = schema_problem(settings.database_url, unreachable_ok=True)
         if problem:
             print(f"pagerpal-worker: refusing to start in production: {problem}", file=sys.stderr)
             return 2

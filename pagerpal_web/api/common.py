@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from flask import current_app, g, jsonify, request, url_for
+from flask import g, jsonify, request, url_for
 
 from pagerpal_core.errors import Invalid, NotFound
 from pagerpal_core.services.config_fields import text_problem  # noqa: F401 - API modules import it from here
 from pagerpal_core.timeutil import isoformat, parse_iso
 from pagerpal_web.api import bp
 from pagerpal_web.bodies import request_json
+from pagerpal_web.config import settings  # noqa: F401 - API modules import it from here
 
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
@@ -104,11 +105,6 @@ def check_types(data: dict, **types) -> None:
 def current_api_user():
     """The account that authenticated this API request."""
     return g.api_user
-
-
-def settings():
-    """The app's parsed PagerPal settings."""
-    return current_app.config["PAGERPAL"]
 
 
 def page_args() -> tuple[int, int | None]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-from flask import current_app
 
 from pagerpal_core.errors import DomainError
 from pagerpal_core.models.alert_sources import SOURCE_KINDS
@@ -11,6 +10,7 @@ from pagerpal_core.services import alert_sources as sources
 from pagerpal_core.services.ingestion import send_test_alert
 from pagerpal_core.timeutil import isoformat, utcnow
 from pagerpal_web.cli import fail, pagerpal
+from pagerpal_web.config import settings
 from pagerpal_web.extensions import db
 
 
@@ -28,7 +28,7 @@ def send_test_alert_command(source_name: str, resolve: bool):
     try:
         source = sources.find_alert_source_by_name(db.session, source_name)
         result = send_test_alert(db.session, source, now=utcnow(),
-                                 base_url=current_app.config["PAGERPAL"].base_url, resolve=resolve)
+                                 base_url=settings().base_url, resolve=resolve)
         db.session.commit()
     except DomainError as exc:
         _failed(exc)

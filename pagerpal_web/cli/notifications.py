@@ -8,8 +8,8 @@ from pagerpal_core.errors import DomainError
 from pagerpal_core.services.provider_health import channel_health
 from pagerpal_core.services.test_notifications import queue_test_notification
 from pagerpal_core.timeutil import utcnow
-from pagerpal_web import settings_of
 from pagerpal_web.cli import fail, pagerpal
+from pagerpal_web.config import settings as current_settings
 from pagerpal_web.extensions import db
 
 
@@ -20,9 +20,8 @@ from pagerpal_web.extensions import db
               help="E.164 number (+14155550123) for sms/whatsapp, an address for email.")
 def send_test_notification_command(channel: str, destination: str):
     """Queue one test notification through the outbox; the worker sends it like a real page."""
-    from flask import current_app
 
-    settings = settings_of(current_app)
+    settings = current_settings()
     try:
         notification = queue_test_notification(db.session, channel=channel, destination=destination,
                                                base_url=settings.base_url, now=utcnow(), actor="cli")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 import click
-from flask import current_app
 
 from pagerpal_web.cli import pagerpal
 
@@ -14,7 +13,7 @@ from pagerpal_web.cli import pagerpal
 @click.option("--once", is_flag=True, help="Take leadership, run every step once, then exit.")
 def worker_command(once: bool):
     """Run the paging worker (dispatch, escalation, chores, heartbeats) until SIGTERM/SIGINT."""
-    from pagerpal_web import settings_of
+    from pagerpal_web.config import settings
     from pagerpal_worker.main import run_worker
 
-    sys.exit(run_worker(settings_of(current_app), once=once))
+    sys.exit(run_worker(settings(), once=once))

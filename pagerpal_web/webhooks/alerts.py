@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from flask import current_app, jsonify
+from flask import jsonify
 
 from pagerpal_core.errors import DomainError, Invalid, RateLimited
 from pagerpal_core.logs import log_fields
@@ -29,8 +29,8 @@ from pagerpal_core.services.ingestion import CREATED, ingest_events
 from pagerpal_core.services.rate_limit import peek_bucket, take_token
 from pagerpal_core.services.sns import record_sns_control
 from pagerpal_core.timeutil import utcnow
-from pagerpal_web import settings_of
 from pagerpal_web.bodies import request_json
+from pagerpal_web.config import settings
 from pagerpal_web.extensions import db
 from pagerpal_web.webhooks import API_PREFIX, bp
 from pagerpal_web.webhooks.source_auth import authenticate_request
@@ -48,7 +48,7 @@ def decode_body():
 
 
 def _bucket_args() -> dict:
-    config = settings_of(current_app)
+    config = settings()
     return {"capacity": config.alert_source_rate_limit_capacity,
             "refill_per_second": config.alert_source_rate_limit_refill_per_second}
 
@@ -73,7 +73,7 @@ def ingest(source: AlertSource, kind: str, body) -> tuple[list, dict | None]:
     if parsed.control is not None:
         row = record_sns_control(db.session, source, parsed.control, now=now)
         control = {"type": parsed.control.type, "topic_arn": row.topic_arn, "status": row.status}
-    results = ingest_events(db.session, source, parsed.events, now=now, base_url=settings_of(current_app).base_url)
+    results = ingest_events(db.session, source, parsed.events, now=now, base_url=settings().base_url)
     # Last statement before the commit: the source row is locked only for the commit.
     bucket = take_token(db.session, source.id, now=now, **_bucket_args())
     if not bucket.allowed:  # another request took the last token since check_rate_limit

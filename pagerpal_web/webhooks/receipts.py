@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import logging
 
-from flask import current_app, jsonify, request
+from flask import jsonify, request
 
 from pagerpal_core.logs import log_fields
 from pagerpal_core.security import constant_time_equals
 from pagerpal_core.services.receipts import apply_delivery_reports
 from pagerpal_core.timeutil import utcnow
-from pagerpal_web import settings_of
 from pagerpal_web.bodies import request_json
+from pagerpal_web.config import settings as current_settings
 from pagerpal_web.errors import error_response
 from pagerpal_web.extensions import db
 from pagerpal_web.webhooks import bp
@@ -27,7 +27,7 @@ TOKEN_HEADER = "X-Infobip-Receipt-Token"
 @bp.post("/notifications/infobip/receipts")
 def infobip_receipts():
     """Apply a delivery-report body; answers counts of what changed."""
-    settings = settings_of(current_app)
+    settings = current_settings()
     expected = settings.infobip_receipt_token
     if expected and not constant_time_equals(request.headers.get(TOKEN_HEADER, ""), expected):
         log.warning("delivery report refused: missing or wrong receipt token")
