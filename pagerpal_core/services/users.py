@@ -10,8 +10,8 @@ from sqlalchemy import func, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from pagerpal_core.db import is_postgres
-from pagerpal_core.errors import Conflict, Invalid, NotFound
+from pagerpal_core.db import MAX_ROW_ID, is_postgres
+from pagerpal_core.errors import Conflict, Forbidden, Invalid, NotFound
 from pagerpal_core.locks import ADMIN_GUARD_LOCK_ID
 from pagerpal_core.models import AppState, ContactMethod, Incident, User
 from pagerpal_core.models.incidents import OPEN_STATUSES
@@ -369,3 +369,50 @@ def remove_contact_method(session: Session, method: ContactMethod) -> None:
     """Delete a contact method; notifications already written keep their destination."""
     session.delete(method)
     session.flush()
+
+
+# --- who may be named as acting, and what no one may do to their own account ----------
+
+# Roles that may be recorded as the actor of an incident action ("acting as").
+ACTOR_ROLES = ("admin", "responder")
+
+
+def resolve_acting_user(session: Session, caller: User, acting_as_id=None) -> User:
+    """The user an incident action is recorded for: `acting_as_id`, or the caller when None.
+
+    The one rule for the UI's "Acting as" and the API's `acting_as`: only an active
+    responder or admin may be named (a responder identity without a login included), never
+    a viewer or an inactive account; the caller must be an active responder or admin too.
+    Raises NotFound or Forbidden, with the problem under `fields["acting_as"]`.
+    """
+    if caller is None or not caller.active or caller.role not in ACTOR_ROLES:
+        raise Forbidden("only an active responder or admin can act on incidents")
+    if acting_as_id is None:
+        return caller
+    valid_id = isinstance(acting_as_id, int) and not isinstance(acting_as_id, bool) and 0 < acting_as_id <= MAX_ROW_ID
+    user = session.get(User, acting_as_id) if valid_id else None
+    if user is None:
+        raise NotFound(f"user {acting_as_id} not found", fields={"acting_as": f"user {acting_as_id} not found"})
+    if not user.active:
+        problem = f"user {user.name} is inactive; only active responders and admins can be named"
+        raise Forbidden(problem, fields={"acting_as": problem})
+    if user.role not in ACTOR_ROLES:
+        problem = f"{user.name} is a {user.role}; only active responders and admins can be named"
+        raise Forbidden(problem, fields={"acting_as": problem})
+    return user
+
+
+def refuse_self_lockout(actor: User | None, user: User, *, role=UNSET, deactivate: bool = False) -> None:
+    """Refuse (Forbidden) an admin taking the admin role from themselves or deactivating their own account.
+
+    Another admin must do it, so nobody locks themselves out by mistake; the UI and the API
+    both call this before the change. `actor` None (the CLI) is not restricted.
+    """
+    if actor is None or actor.id != user.id:
+        return
+    if deactivate:
+        problem = "you cannot deactivate your own account; ask another admin"
+        raise Forbidden(problem, fields={"active": problem})
+    if role is not UNSET and role != user.role and user.role == "admin":
+        problem = "you cannot take the admin role from yourself; ask another admin"
+        raise Forbidden(problem, fields={"role": problem})

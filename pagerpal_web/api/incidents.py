@@ -2,7 +2,8 @@
 
 Actions (responder role): acknowledge, resolve, reopen, escalate, reassign, notes. Each
 takes an optional `acting_as` user id (default: the caller), so a dispatcher can record
-the acknowledge of a responder who has no login; naming an inactive user is refused.
+the acknowledge of a responder who has no login; naming a viewer or an inactive user is
+refused (403). The caller is stored on the timeline event too (`recorded_by_id`).
 
 Two acknowledges of one incident at the same moment: the incident row is locked by the
 service, so exactly one succeeds (200) and the other gets 409 with the current status.
@@ -15,7 +16,8 @@ from pagerpal_core.errors import Invalid, NotFound
 from pagerpal_core.models import Incident, IncidentEvent, Notification, User
 from pagerpal_core.models.incidents import SEVERITIES, STATUSES
 from pagerpal_core.services import incidents as svc
-from pagerpal_core.services.config_fields import lookup_active_user, raise_if
+from pagerpal_core.services.config_fields import raise_if
+from pagerpal_core.services.users import resolve_acting_user
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.api import bp
 from pagerpal_web.api.common import (
@@ -64,6 +66,7 @@ def serialize_incident(incident: Incident) -> dict:
 def serialize_event(event: IncidentEvent) -> dict:
     return {"id": event.id, "kind": event.kind, "message": event.message, "actor": event.actor_label,
             "actor_user_id": event.actor_user_id, "actor_source_id": event.actor_source_id,
+            "recorded_by_id": event.recorded_by_id,
             "detail": event.detail or {}, "created_at": ts(event.created_at)}
 
 
@@ -170,13 +173,8 @@ def read_incident(incident_id: int):
 
 
 def acting_user(data: dict) -> User:
-    """The user an action is recorded for: `acting_as` (any active user, login or not) or the caller."""
-    if data.get("acting_as") is None:
-        return current_api_user()
-    errors: dict = {}
-    user = lookup_active_user(db.session, data["acting_as"], "acting_as", errors)
-    raise_if(errors, "invalid acting_as")
-    return user
+    """The user an action is recorded for: `acting_as` or the caller, by core's one rule (the UI's too)."""
+    return resolve_acting_user(db.session, current_api_user(), data.get("acting_as"))
 
 
 def _action_body(*fields: str, needed=()) -> dict:

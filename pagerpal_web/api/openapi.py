@@ -185,9 +185,11 @@ SCHEMAS = {
         acknowledged_at=nullable(TS), acknowledged_by_id=nullable(ID), resolved_at=nullable(TS),
         resolved_by_id=nullable(ID)),
     "Event": all_required(id=ID, kind=STR, message=STR, actor=STR, actor_user_id=nullable(ID),
-                          actor_source_id=nullable(ID), detail=ANY_OBJECT, created_at=TS),
+                          actor_source_id=nullable(ID), recorded_by_id=nullable(ID), detail=ANY_OBJECT,
+                          created_at=TS),
     "Action": obj((), acting_as=nullable({"type": "integer", "minimum": 1, "description":
-                                          "record the action for this active user instead of the caller"})),
+                                          "record the action for this active responder or admin instead of "
+                                          "the caller (the caller is kept as recorded_by_id)"})),
     "ResolveAction": obj((), acting_as=nullable(ID), note=nullable({"type": "string", "maxLength": 10000})),
     "ReassignAction": obj(("user_id",), user_id=ID, acting_as=nullable(ID)),
     "NoteCreate": obj(("text",), text={"type": "string", "minLength": 1, "maxLength": 10000},

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from pagerpal_core.models import ContactMethod, User
-from pagerpal_core.services.config_fields import raise_if
+from pagerpal_core.services.config_fields import UNSET, raise_if
 from pagerpal_core.services.oncall import user_shifts_between
 from pagerpal_core.services.users import (
     add_contact_method,
@@ -19,6 +19,7 @@ from pagerpal_core.services.users import (
     get_contact_method,
     get_user,
     reactivate_user,
+    refuse_self_lockout,
     remove_contact_method,
     update_user,
 )
@@ -97,6 +98,7 @@ def update_user_view(user_id: int):
     user = get_user(db.session, user_id)
     data = body_fields(UPDATE_FIELDS)
     check_types(data, email="string", name="string", role="string", password="string?", timezone="string")
+    refuse_self_lockout(current_api_user(), user, role=data.get("role", UNSET))
     update_user(db.session, user, **data)
     db.session.commit()
     return jsonify(serialize_user(user))
@@ -104,8 +106,10 @@ def update_user_view(user_id: int):
 
 @bp.post("/users/<int:user_id>/deactivate")
 def deactivate_user_view(user_id: int):
-    """Deactivate: no login, no paging; history and timeline entries stay."""
-    user = deactivate_user(db.session, get_user(db.session, user_id), actor=current_api_user(), now=utcnow())
+    """Deactivate: no login, no paging; history and timeline entries stay (not your own account: 403)."""
+    user = get_user(db.session, user_id)
+    refuse_self_lockout(current_api_user(), user, deactivate=True)
+    user = deactivate_user(db.session, user, actor=current_api_user(), now=utcnow())
     ensure_login_admin(db.session)
     db.session.commit()
     return jsonify(serialize_user(user))

@@ -12,15 +12,13 @@ from sqlalchemy import select
 from pagerpal_core.errors import DomainError
 from pagerpal_core.models import User
 from pagerpal_core.security import mask_destination
+from pagerpal_core.services.users import ACTOR_ROLES  # who may be named "Acting as" (one rule, in core)
 from pagerpal_core.timeutil import as_utc, utcnow
 from pagerpal_web.auth import has_role
 from pagerpal_web.config import settings  # noqa: F401 - views import it from here
 from pagerpal_web.extensions import db
 from pagerpal_web.ui import bp
 from pagerpal_web.ui.forms import choice_list
-
-# Roles that may be recorded as the actor of an incident action ("Acting as").
-ACTOR_ROLES = ("admin", "responder")
 
 
 @bp.app_context_processor

@@ -59,7 +59,8 @@ class ConfirmForm(FlaskForm):
 class ActingAsForm(FlaskForm):
     """Every incident action records who did it; a responder without a login can be chosen."""
 
-    acting_as = SelectField("Acting as", coerce=optional_int, validators=[InputRequired()])
+    # Who may be named is decided by core's resolve_acting_user (the API's rule too), not by the choices.
+    acting_as = SelectField("Acting as", coerce=optional_int, validators=[InputRequired()], validate_choice=False)
 
 
 # --- incidents -------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from pagerpal_core.security import clip
 from pagerpal_core.services import escalation
 from pagerpal_core.services import incidents as incident_service
 from pagerpal_core.services.notifications import retry_notification
+from pagerpal_core.services.users import resolve_acting_user
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.auth import login_required_role
 from pagerpal_web.extensions import db
@@ -129,12 +130,12 @@ def incident_detail(incident_id: int):
 
 
 def _acting_user(form) -> User:
-    """The user chosen under "Acting as": active, and a responder or admin."""
-    user = db.session.get(User, form.acting_as.data) if form.acting_as.data else None
-    if user is None or not user.active or user.role not in ACTOR_ROLES:
-        form.acting_as.errors = list(form.acting_as.errors) + ["Choose an active responder or admin."]
+    """The user chosen under "Acting as", by core's one rule (the API's `acting_as` uses it too)."""
+    try:
+        return resolve_acting_user(db.session, current_user._get_current_object(), form.acting_as.data)
+    except DomainError as exc:
+        form.acting_as.errors = list(form.acting_as.errors) + [exc.fields.get("acting_as", exc.message)]
         return None
-    return user
 
 
 def _run_action(incident_id: int, name: str, form_class, action, done: str):
@@ -229,5 +230,3 @@ def incident_retry_notification(incident_id: int, notification_id: int):
             raise NotFound(f"notification {notification_id} not found on incident {incident.id}")
         retry_notification(db.session, notification, actor=actor, now=utcnow())
     return _run_action(incident_id, "retry", ActingAsForm, retry, "Notification queued again")
-
-

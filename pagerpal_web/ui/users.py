@@ -6,7 +6,7 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from pagerpal_core.errors import Conflict, DomainError
+from pagerpal_core.errors import DomainError
 from pagerpal_core.models import Incident, ScheduleEntry, TeamMembership, User
 from pagerpal_core.models.incidents import OPEN_STATUSES
 from pagerpal_core.services.users import (
@@ -17,6 +17,7 @@ from pagerpal_core.services.users import (
     get_contact_method,
     get_user,
     reactivate_user,
+    refuse_self_lockout,
     remove_contact_method,
     set_role,
 )
@@ -90,8 +91,10 @@ def user_role(user_id: int):
     form = RoleForm()
     if not form.validate_on_submit():
         return _detail_page(user, role_form=form)
-    if user.id == current_user.id and form.role.data != "admin":
-        form.role.errors = ["You cannot take the admin role from yourself; ask another admin."]
+    try:
+        refuse_self_lockout(current_user, user, role=form.role.data)
+    except DomainError as exc:
+        apply_errors(form, exc)
         return _detail_page(user, role_form=form)
     set_role(db.session, user, form.role.data)
     ensure_login_admin(db.session)
@@ -150,8 +153,7 @@ def user_deactivate(user_id: int):
     user = get_user(db.session, user_id)
     form = ConfirmForm()
     if request.method == "POST":  # CSRFProtect has already checked the token
-        if user.id == current_user.id:
-            raise Conflict("You cannot deactivate your own account; ask another admin.")
+        refuse_self_lockout(current_user, user, deactivate=True)
         deactivate_user(db.session, user, actor=current_user._get_current_object(), now=utcnow())
         ensure_login_admin(db.session)
         db.session.commit()

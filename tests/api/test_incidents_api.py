@@ -80,9 +80,9 @@ def test_actions_with_acting_as(client, admin, accounts, make_account, make_inci
     base = f"/api/v1/incidents/{incident}"
     assert client.post(f"{base}/acknowledge", headers=accounts["viewer"]).status_code == 403
     inactive = client.post(f"{base}/acknowledge", headers=accounts["responder"], json={"acting_as": gone.id})
-    assert inactive.status_code == 422 and "inactive" in inactive.json["error"]["fields"]["acting_as"]
+    assert inactive.status_code == 403 and "inactive" in inactive.json["error"]["fields"]["acting_as"]
     assert client.post(f"{base}/acknowledge", headers=accounts["responder"],
-                       json={"acting_as": 987654}).status_code == 422
+                       json={"acting_as": 987654}).status_code == 404
     assert client.post(f"{base}/acknowledge", headers=accounts["responder"],
                        json={"acting_as": "pat"}).status_code == 422
     acked = client.post(f"{base}/acknowledge", headers=accounts["responder"], json={"acting_as": identity.id})

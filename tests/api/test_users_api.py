@@ -59,9 +59,10 @@ def test_role_change_and_deactivation_take_effect_on_the_next_call(client, admin
 def test_the_last_admin_cannot_be_demoted_or_deactivated(client, make_account):
     only = make_account(role="admin")
     auth = basic(only.email)
+    # Only they could do it, and nobody may demote or deactivate themselves (403, before the 409 guard).
     demote = client.patch(f"/api/v1/users/{only.id}", headers=auth, json={"role": "viewer"})
-    assert demote.status_code == 409 and "admin" in demote.json["error"]["message"]
-    assert client.post(f"/api/v1/users/{only.id}/deactivate", headers=auth).status_code == 409
+    assert demote.status_code == 403 and "admin" in demote.json["error"]["message"]
+    assert client.post(f"/api/v1/users/{only.id}/deactivate", headers=auth).status_code == 403
     assert client.get(f"/api/v1/users/{only.id}", headers=auth).json["role"] == "admin"
 
 
