@@ -2,8 +2,11 @@
 
 SMS stays within two segments: 306 GSM-7 septets, or 134 characters when the text needs
 UCS-2 (any character outside the GSM alphabet). The description is shortened first, then
-the title; the link never is. Email gets the subject `[SEVERITY] title`, a plain-text and
-an HTML body.
+the title; the link and the reply hint never are. A page written by paging carries its
+signed action link (`/a/<token>`) and, on SMS/WhatsApp, its reply code:
+`[CRITICAL] Disk full (grafana) 95% used https://…/a/<token> Reply 4821 ACK / 4821 RES`.
+Email gets the subject `[SEVERITY] title`, a plain-text and an HTML body with one link per
+action (Acknowledge, Resolve, Escalate) and the incident's URL.
 """
 
 from __future__ import annotations
@@ -47,6 +50,21 @@ class RenderedMessage:
 
 def incident_url(base_url: str, incident_id: int) -> str:
     return f"{base_url.rstrip('/')}/incidents/{incident_id}"
+
+
+def action_url(base_url: str, token: str, action: str | None = None) -> str:
+    """A page's signed action link `PAGERPAL_BASE_URL/a/<token>`; `action` preselects a button."""
+    url = f"{base_url.rstrip('/')}/a/{token}"
+    return f"{url}?do={action}" if action else url
+
+
+def reply_hint(code: str) -> str:
+    """The reply commands line every SMS/WhatsApp page ends with."""
+    return f"Reply {code} ACK / {code} RES"
+
+
+# The email page's action links, each opening the confirm page with that button preselected.
+EMAIL_ACTIONS = (("ack", "Acknowledge"), ("resolve", "Resolve"), ("escalate", "Escalate"))
 
 
 def _one_line(text: str | None) -> str:
@@ -101,25 +119,40 @@ def subject_line(incident: Incident) -> str:
     return f"[{incident.severity.upper()}] {_one_line(incident.title)}"[:500]
 
 
-def render_page(incident: Incident, channel: str, *, base_url: str, source_name: str | None = None) \
-        -> RenderedMessage:
-    """The message that pages someone about `incident` on `channel` (sms, whatsapp, email)."""
-    link = incident_url(base_url, incident.id)
+def render_page(incident: Incident, channel: str, *, base_url: str, source_name: str | None = None,
+                action_token: str | None = None, reply_code: str | None = None) -> RenderedMessage:
+    """The message that pages someone about `incident` on `channel` (sms, whatsapp, email).
+
+    With `action_token`, the page carries its signed action link instead of the incident's
+    URL (SMS, WhatsApp) or beside it (email: one link per action); with `reply_code`, an
+    SMS/WhatsApp page ends with the reply commands hint. The link and hint are never cut.
+    """
+    link = action_url(base_url, action_token) if action_token else incident_url(base_url, incident.id)
+    hint = reply_hint(reply_code) if reply_code else ""
     source = source_name or (incident.alert_source.name if incident.alert_source is not None else "manual")
     subject = subject_line(incident)
     description = _one_line(incident.description)
     if channel == "sms":
-        body = _fit_sms(f"{subject} ({source})", description, f" {link}")
+        body = _fit_sms(f"{subject} ({source})", description, f" {link}" + (f" {hint}" if hint else ""))
         return RenderedMessage(subject=subject, body=body)
     if channel == "whatsapp":
         head = f"*{subject}*\nSource: {source}\n"
-        body = _fit(head, description, f"\n{link}", WHATSAPP_LIMIT)
+        body = _fit(head, description, f"\n{link}" + (f"\n{hint}" if hint else ""), WHATSAPP_LIMIT)
         return RenderedMessage(subject=subject, body=body)
+    page = incident_url(base_url, incident.id)
+    actions = [(label, action_url(base_url, action_token, action)) for action, label in EMAIL_ACTIONS] \
+        if action_token else []
     text = (f"{subject}\n\nSeverity: {incident.severity}\nSource: {source}\nStatus: {incident.status}\n\n"
-            f"{incident.description or ''}\n\nOpen the incident: {link}\n")
+            f"{incident.description or ''}\n\n")
+    if actions:
+        text += "".join(f"{label}: {url}\n" for label, url in actions)
+        text += "(each link opens a confirmation page; no sign-in needed)\n\n"
+    text += f"Open the incident: {page}\n"
     esc = html.escape
+    buttons = "".join(f'<a href="{esc(url)}">{esc(label)}</a> &middot; ' for label, url in actions)
     html_body = (f"<h2>{esc(subject)}</h2><p><b>Severity:</b> {esc(incident.severity)}<br>"
                  f"<b>Source:</b> {esc(source)}<br><b>Status:</b> {esc(incident.status)}</p>"
                  f"<p>{esc(incident.description or '')}</p>"
-                 f"<p><a href=\"{esc(link)}\">Open the incident</a></p>")
+                 + (f"<p>{buttons}</p>" if buttons else "")
+                 + f"<p><a href=\"{esc(page)}\">Open the incident</a></p>")
     return RenderedMessage(subject=subject, body=text, html=html_body)

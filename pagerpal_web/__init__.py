@@ -109,4 +109,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     csrf.exempt(api.bp)
     csrf.exempt(webhooks.bp)
     cli.init_app(app)
+    from pagerpal_web import actions
+
+    actions.init_app(app)
     return app

@@ -11,6 +11,7 @@ import sys
 from pagerpal_core.db import make_engine, make_session_factory
 from pagerpal_core.logs import setup_logging
 from pagerpal_core.schema import schema_problem
+from pagerpal_core.services.action_links import configure_links
 from pagerpal_core.settings import ConfigError, Settings
 from pagerpal_worker import systemd
 from pagerpal_worker.context import WorkerContext
@@ -37,6 +38,7 @@ def make_context(settings: Settings, *, stop: StopFlag | None = None, senders: d
         -> WorkerContext:
     """A worker context on `settings`' database (tests pass their own senders)."""
     engine = make_engine(settings.database_url)
+    configure_links(engine, settings)  # pages the worker writes carry links signed with SECRET_KEY
     return WorkerContext(settings=settings, session_factory=make_session_factory(engine),
                          senders=build_senders(settings) if senders is None else senders,
                          stop=stop or StopFlag())

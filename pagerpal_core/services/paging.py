@@ -6,6 +6,10 @@ with the message already rendered, so the worker only has to send it. Each row's
 and level, the user, the channel and the contact method; the column is unique, so two
 writers of the same page (say two escalation steps racing) cannot both queue it — the
 second insert fails inside a savepoint and is counted as already queued.
+
+Each page also gets its own signed action link (`/a/<token>`, services/action_links.py),
+stored in the same savepoint as its row, and SMS/WhatsApp pages end with the recipient's
+reply code for the incident (services/replies.py).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from pagerpal_core.messages import render_page
 from pagerpal_core.models import ContactMethod, Incident, Notification, User
+from pagerpal_core.services import action_links, replies
 from pagerpal_core.wakeup import notify_new_work
 
 log = logging.getLogger(__name__)
@@ -56,11 +61,20 @@ def page_user(session: Session, incident: Incident, user: User, *, level: int, n
     result = PageResult(user=user)
     if not user.active:
         return result
-    methods = session.scalars(select(ContactMethod).where(
-        ContactMethod.user_id == user.id, ContactMethod.enabled.is_(True)).order_by(ContactMethod.id))
+    methods = list(session.scalars(select(ContactMethod).where(
+        ContactMethod.user_id == user.id, ContactMethod.enabled.is_(True)).order_by(ContactMethod.id)))
     source_name = incident.alert_source.name if incident.alert_source is not None else None
+    # Pages carry a signed action link and, on phones, a reply code — except to viewers,
+    # who may not act on incidents (and without signing material: plain incident links).
+    signing = action_links.signing_for(session) if user.role != "viewer" else None
+    reply_code = None
+    if signing is not None and any(m.channel in replies.PHONE_CHANNELS for m in methods):
+        reply_code = replies.assign_reply_code(session, incident, user, now=now)
     for method in methods:
-        message = render_page(incident, method.channel, base_url=base_url, source_name=source_name)
+        token = action_links.new_token() if signing is not None else None
+        message = render_page(incident, method.channel, base_url=base_url, source_name=source_name,
+                              action_token=token,
+                              reply_code=reply_code if method.channel in replies.PHONE_CHANNELS else None)
         row = Notification(
             incident_id=incident.id, user_id=user.id, channel=method.channel, destination=method.destination,
             dedup_key=dedup_key(incident, level, user.id, method.channel, method.id),
@@ -70,6 +84,10 @@ def page_user(session: Session, incident: Incident, user: User, *, level: int, n
             with session.begin_nested():
                 session.add(row)
                 session.flush()
+                if token is not None:
+                    # Stored with its page: a page that is not queued leaves no link behind.
+                    action_links.create_action_link(session, token=token, signing=signing, incident=incident,
+                                                    user=user, channel=method.channel, now=now, notification=row)
         except IntegrityError:
             # Someone else queued exactly this page: it exists once, which is the point.
             result.already_queued += 1

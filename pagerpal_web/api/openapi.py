@@ -78,6 +78,10 @@ TEXT = {"type": "string", "maxLength": 1000}
 NAME = {"type": "string", "minLength": 1, "maxLength": 120}
 INSTANT = {"type": "string", "format": "date-time", "description": "ISO-8601; Z or an offset (naive = UTC)"}
 
+ACK_TIMEOUT = nullable({"type": "integer", "minimum": 1, "maximum": 10080,
+                        "description": "minutes after an acknowledge until an unresolved incident pages again; "
+                                       "null: never"})
+
 SCHEMAS = {
     "Error": all_required(error=obj(
         ("code", "message"), code=STR, message=STR,
@@ -146,11 +150,13 @@ SCHEMAS = {
     "LevelUpdate": obj((), level_number={"type": "integer", "minimum": 1},
                        delay_minutes={"type": "integer", "minimum": 0}),
     "Policy": all_required(id=ID, name=STR, description=STR, team_id=nullable(ID), repeat_count=INT,
+                           ack_timeout_minutes=nullable(INT),
                            levels=array(ref("Level")), created_at=TS),
     "PolicyCreate": obj(("name",), name=NAME, description=TEXT, team_id=nullable(ID),
-                        repeat_count={"type": "integer", "minimum": 0}, levels=array(ref("LevelCreate"))),
+                        repeat_count={"type": "integer", "minimum": 0}, ack_timeout_minutes=ACK_TIMEOUT,
+                        levels=array(ref("LevelCreate"))),
     "PolicyUpdate": obj((), name=NAME, description=TEXT, team_id=nullable(ID),
-                        repeat_count={"type": "integer", "minimum": 0}),
+                        repeat_count={"type": "integer", "minimum": 0}, ack_timeout_minutes=ACK_TIMEOUT),
     "Webhook": all_required(
         url={"type": "string", "description": "where this kind of sender posts"},
         header={"type": "string", "description": "the header that carries the key"},
@@ -181,6 +187,12 @@ SCHEMAS = {
         alert_source_id=nullable(ID), external_id=nullable(STR), team_id=nullable(ID), policy_id=nullable(ID),
         assignee=nullable(ref("UserRef")), current_level=INT, escalation_round=INT,
         next_escalation_at=nullable(TS), unrouted=BOOL, occurrence_count=INT, details=ANY_OBJECT,
+        paging_state={"type": "string", "enum": ["paging", "exhausted", "unrouted", "snoozed", "acknowledged",
+                                                 "resolved"],
+                      "description": "what paging is doing: exhausted = every level paged, nobody acknowledged"},
+        snoozed_until=nullable(TS), snoozed_by_id=nullable(ID),
+        retrigger_at=nullable({**TS, "description": "when this acknowledged incident pages level 1 again "
+                               "(end of its snooze, or the policy's ack timeout)"}),
         links={"type": "array"}, created_at=TS, updated_at=TS, last_seen_at=TS,
         acknowledged_at=nullable(TS), acknowledged_by_id=nullable(ID), resolved_at=nullable(TS),
         resolved_by_id=nullable(ID)),
@@ -192,6 +204,9 @@ SCHEMAS = {
                                           "the caller (the caller is kept as recorded_by_id)"})),
     "ResolveAction": obj((), acting_as=nullable(ID), note=nullable({"type": "string", "maxLength": 10000})),
     "ReassignAction": obj(("user_id",), user_id=ID, acting_as=nullable(ID)),
+    "SnoozeAction": obj(("minutes",), minutes={"type": "integer", "minimum": 1, "maximum": 1440,
+                                               "description": "acknowledge for this long, then page level 1 "
+                                               "again unless resolved"}, acting_as=nullable(ID)),
     "NoteCreate": obj(("text",), text={"type": "string", "minLength": 1, "maxLength": 10000},
                       acting_as=nullable(ID)),
     "Job": all_required(
@@ -300,7 +315,7 @@ REQUIRED_WINDOW = (q("from", INSTANT, "window start (ISO-8601)", True), q("to", 
 AT = (q("at", INSTANT, "the instant to ask about; now when absent"),)
 INCIDENT_SORTS = ("created_at", "updated_at", "last_seen_at", "severity", "status")
 INCIDENT_FILTERS = (
-    q("status", STR, f"comma-separated: {', '.join(STATUSES)}"),
+    q("status", STR, f"comma-separated: {', '.join(STATUSES)}, or open (triggered and acknowledged) or all"),
     q("severity", STR, f"comma-separated: {', '.join(SEVERITIES)}"),
     q("team", {"type": "integer", "minimum": 0}, "team id"),
     q("source", {"type": "integer", "minimum": 0}, "alert source id"),
@@ -308,6 +323,7 @@ INCIDENT_FILTERS = (
     q("since", INSTANT, "created at or after"),
     q("until", INSTANT, "created before"),
     q("text", {"type": "string", "maxLength": 200}, "case-insensitive substring of title or external id"),
+    q("q", {"type": "string", "maxLength": 200}, "another name for text (as the UI's search box sends it)"),
     q("sort", enum(INCIDENT_SORTS + tuple("-" + s for s in INCIDENT_SORTS)),
       "sort key, '-' for descending; default -created_at"),
 )
@@ -430,12 +446,17 @@ def management_paths() -> dict:
         "resolve": ("Resolve, optionally with a note", "ResolveAction", None),
         "reopen": ("Reopen: paging restarts at level 1", "Action", None),
         "escalate": ("Page the next level now", "Action", None),
-        "reassign": ("Assign to another active user", "ReassignAction", None),
+        "reassign": ("Assign to another active user and page them", "ReassignAction",
+                     "The new assignee is paged on their contact methods and keeps the incident while "
+                     "escalation pages further levels."),
+        "snooze": ("Snooze: acknowledge for `minutes`, then page level 1 again", "SnoozeAction",
+                   "minutes from 1 to 1440; a triggered or acknowledged incident can be snoozed, a resolved "
+                   "one is a 409."),
     }
     for verb, (summary, body, note) in actions.items():
         paths[f"/incidents/{{incident_id}}/{verb}"] = {"post": op(
             summary, "incidents", role="responder", schema=ref("Incident"), body=body,
-            body_required=verb == "reassign", errors=("404", "409"), description=note)}
+            body_required=verb in ("reassign", "snooze"), errors=("404", "409"), description=note)}
     paths["/incidents/{incident_id}/notes"] = {
         "get": op("List an incident's notes", "incidents", schema=list_of("Event"), errors=("404",)),
         "post": op("Add a note", "incidents", role="responder", ok=201, schema=ref("Event"),
@@ -498,6 +519,23 @@ def ingestion_paths() -> dict:
         "requestBody": {"required": True, "content": _json({"type": "object"})},
         "responses": {"200": {"description": "Counts of what changed", "content": _json({"type": "object"})},
                       **{s: _error(s) for s in ("400", "401", "413", "422")}}}}
+    paths["/notifications/infobip/inbound"] = {"post": {
+        "summary": "Infobip inbound SMS (MO_JSON_2) and WhatsApp replies: reply commands such as `4821 ACK`",
+        "tags": ["ingestion"], "security": [{"inboundToken": []}, {"inboundTokenQuery": []}],
+        "description": "Commands `<code> ACK|RES|ESC|SNOOZE 30m|1h|4h` (a bare `ACK` when the sender has one "
+                       "open page) act as the user whose SMS/WhatsApp contact method sent them; each gets an "
+                       "answer through the outbox. Unknown numbers and replayed `messageId`s change nothing. "
+                       "404 while INFOBIP_INBOUND_TOKEN is unset.",
+        "requestBody": {"required": True, "content": _json({
+            "type": "object", "required": ["results"],
+            "properties": {"results": {"type": "array", "items": {"type": "object", "required": ["messageId", "from"],
+                                                                   "properties": {"messageId": STR, "from": STR,
+                                                                                  "to": STR, "text": STR}}},
+                           "messageCount": {"type": "integer"}, "pendingMessageCount": {"type": "integer"}}})},
+        "responses": {"200": {"description": "Counts of what happened", "content": _json({"type": "object"})},
+                      **{s: _error(s) for s in ("400", "401", "404", "413")},
+                      "422": {"description": "Not used: a malformed inbound body is a 400",
+                              "content": _json(ref("Error"))}}}}
     return paths
 
 
@@ -521,6 +559,8 @@ def build_openapi() -> dict:
                 "sourceBearer": {"type": "http", "scheme": "bearer"},
                 "sourceBasic": {"type": "http", "scheme": "basic", "description": "the key as the password"},
                 "receiptToken": {"type": "apiKey", "in": "header", "name": "X-Infobip-Receipt-Token"},
+                "inboundToken": {"type": "apiKey", "in": "header", "name": "X-Infobip-Inbound-Token"},
+                "inboundTokenQuery": {"type": "apiKey", "in": "query", "name": "token"},
             },
             "schemas": SCHEMAS,
         },

@@ -44,7 +44,8 @@ def test_alert_to_pages_escalation_ack_and_reopen(session):
     assert (incident.policy_id, incident.current_level, incident.assignee_id) == (world.policy.id, 1, world.ada.id)
     assert incident.next_escalation_at == minutes(10)
     sms = session.scalar(select(Notification).where(Notification.channel == "sms"))
-    assert sms.destination == "+14155550101" and f"{BASE_URL}/incidents/{incident.id}" in sms.body
+    # The SMS carries the page's signed action link and reply code instead of the incident URL.
+    assert sms.destination == "+14155550101" and f"{BASE_URL}/a/" in sms.body and " ACK / " in sms.body
     assert sms.subject == "[CRITICAL] Disk full on db-1" and sms.next_attempt_at == T0
 
     # Not yet due: nothing happens.
