@@ -11,7 +11,7 @@ from pagerpal_web.api import bp
 from pagerpal_web.api.common import body_fields, check_types, created, no_content, paginate, ts
 from pagerpal_web.extensions import db
 
-POLICY_FIELDS = {"name", "description", "team_id", "repeat_count", "levels"}
+POLICY_FIELDS = {"name", "description", "team_id", "repeat_count", "ack_timeout_minutes", "levels"}
 LEVEL_FIELDS = {"level_number", "delay_minutes", "targets"}
 
 
@@ -29,6 +29,7 @@ def serialize_level(level: EscalationLevel) -> dict:
 def serialize_policy(policy: EscalationPolicy) -> dict:
     return {"id": policy.id, "name": policy.name, "description": policy.description,
             "team_id": policy.team_id, "repeat_count": policy.repeat_count,
+            "ack_timeout_minutes": policy.ack_timeout_minutes,
             "levels": [serialize_level(level) for level in policy.levels],
             "created_at": ts(policy.created_at)}
 
@@ -66,7 +67,7 @@ def read_escalation_policy(policy_id: int):
 
 @bp.patch("/escalation-policies/<int:policy_id>")
 def update_escalation_policy(policy_id: int):
-    """Change name, description, team (null detaches) or repeat count."""
+    """Change name, description, team (null detaches), repeat count or ack timeout (null switches it off)."""
     data = body_fields(POLICY_FIELDS - {"levels"})
     policy = svc.update_policy(db.session, svc.get_policy(db.session, policy_id), **_policy_args(data))
     db.session.commit()

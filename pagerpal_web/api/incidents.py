@@ -10,13 +10,16 @@ service, so exactly one succeeds (200) and the other gets 409 with the current s
 """
 
 from flask import jsonify, request
-from sqlalchemy import and_, case, func, or_, select
 
-from pagerpal_core.errors import Invalid, NotFound
-from pagerpal_core.models import Incident, IncidentEvent, Notification, User
-from pagerpal_core.models.incidents import SEVERITIES, STATUSES
+from pagerpal_core.errors import NotFound
+from pagerpal_core.models import Incident, IncidentEvent, User
 from pagerpal_core.services import incidents as svc
-from pagerpal_core.services.config_fields import raise_if
+from pagerpal_core.services.incident_queries import (
+    PageRequest,
+    incident_notifications,
+    parse_incident_filters,
+    search_incidents,
+)
 from pagerpal_core.services.users import resolve_acting_user
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.api import bp
@@ -27,23 +30,13 @@ from pagerpal_web.api.common import (
     current_api_user,
     page_args,
     page_response,
-    query_instant,
     settings,
-    text_problem,
     ts,
 )
 from pagerpal_web.api.notifications import serialize_notification
 from pagerpal_web.api.users import user_ref
 from pagerpal_web.auth import requires_role
 from pagerpal_web.extensions import db
-
-SEVERITY_RANK = case({s: i for i, s in enumerate(SEVERITIES)}, value=Incident.severity)  # critical = 0
-STATUS_RANK = case({s: i for i, s in enumerate(STATUSES)}, value=Incident.status)
-# Sort keys; "-" in front means descending. Ties break on id, so keyset pages stay stable.
-SORTS = {"created_at": Incident.created_at, "updated_at": Incident.updated_at,
-         "last_seen_at": Incident.last_seen_at, "severity": SEVERITY_RANK, "status": STATUS_RANK}
-SORT_CHOICES = tuple(SORTS) + tuple("-" + s for s in SORTS)
-MAX_TEXT_FILTER = 200
 
 
 def serialize_incident(incident: Incident) -> dict:
@@ -54,7 +47,9 @@ def serialize_incident(incident: Incident) -> dict:
         "team_id": incident.team_id, "policy_id": incident.policy_id,
         "assignee": user_ref(incident.assignee), "current_level": incident.current_level,
         "escalation_round": incident.escalation_round, "next_escalation_at": ts(incident.next_escalation_at),
-        "unrouted": incident.unrouted, "occurrence_count": incident.occurrence_count,
+        "unrouted": incident.unrouted, "paging_state": incident.paging_state,
+        "snoozed_until": ts(incident.snoozed_until), "snoozed_by_id": incident.snoozed_by_id,
+        "retrigger_at": ts(incident.retrigger_at), "occurrence_count": incident.occurrence_count,
         "details": incident.details or {}, "links": incident.links or [],
         "created_at": ts(incident.created_at), "updated_at": ts(incident.updated_at),
         "last_seen_at": ts(incident.last_seen_at),
@@ -71,8 +66,7 @@ def serialize_event(event: IncidentEvent) -> dict:
 
 
 def serialize_detail(incident: Incident) -> dict:
-    notifications = db.session.scalars(select(Notification).where(Notification.incident_id == incident.id)
-                                       .order_by(Notification.id))
+    notifications = incident_notifications(db.session, incident)
     return {**serialize_incident(incident), "timeline": [serialize_event(e) for e in incident.events],
             "notifications": [serialize_notification(n) for n in notifications]}
 
@@ -84,85 +78,22 @@ def get_incident(incident_id: int) -> Incident:
     return incident
 
 
-def _id_filter(name: str, errors: dict):
-    raw = request.args.get(name)
-    if raw is None:
-        return None
-    if not raw.isdigit() or len(raw) > 18:
-        errors[name] = "must be an id (integer)"
-        return None
-    return int(raw)
-
-
-def _choices_filter(name: str, choices: tuple, errors: dict) -> list | None:
-    """`?name=a,b` as a list of allowed values."""
-    raw = request.args.get(name)
-    if raw is None:
-        return None
-    values = [v.strip() for v in raw.split(",") if v.strip()]
-    if not values or any(v not in choices for v in values):
-        errors[name] = f"must be one or more (comma-separated) of {', '.join(choices)}"
-        return None
-    return values
-
-
 @bp.get("/incidents")
 def list_incidents():
     """Incidents filtered by status, severity, team, source, assignee, since/until (created) and text.
 
-    `sort` is one of created_at, updated_at, last_seen_at, severity, status, each with an
-    optional leading "-" (descending); default -created_at. Pages are keyset pages: `after`
-    is the id of the last incident seen, so inserts never shift or repeat rows.
+    Filters as core's `parse_incident_filters` reads them (the UI's list uses the same):
+    `status` also takes "open" and "all", `q` is another name for `text`. `sort` is one of
+    created_at, updated_at, last_seen_at, severity, status, each with an optional leading
+    "-" (descending); default -created_at. Pages are keyset pages: `after` is the id of the
+    last incident seen, so inserts never shift or repeat rows.
     """
-    errors: dict = {}
     limit, after = page_args()
-    statuses = _choices_filter("status", STATUSES, errors)
-    severities = _choices_filter("severity", SEVERITIES, errors)
-    team, source = _id_filter("team", errors), _id_filter("source", errors)
-    assignee = _id_filter("assignee", errors)
-    since, until = query_instant("since", errors), query_instant("until", errors)
-    text = request.args.get("text")
-    if text is not None and len(text) > MAX_TEXT_FILTER:
-        errors["text"] = f"must be at most {MAX_TEXT_FILTER} characters"
-    elif text is not None and text_problem(text):
-        errors["text"] = text_problem(text)
-    sort = request.args.get("sort", "-created_at")
-    if sort not in SORT_CHOICES:
-        errors["sort"] = f"must be one of {', '.join(SORT_CHOICES)}"
-    raise_if(errors, "invalid filter")
-
-    query = select(Incident)
-    if statuses:
-        query = query.where(Incident.status.in_(statuses))
-    if severities:
-        query = query.where(Incident.severity.in_(severities))
-    if team is not None:
-        query = query.where(Incident.team_id == team)
-    if source is not None:
-        query = query.where(Incident.alert_source_id == source)
-    if assignee is not None:
-        query = query.where(Incident.assignee_id == assignee)
-    if since is not None:
-        query = query.where(Incident.created_at >= since)
-    if until is not None:
-        query = query.where(Incident.created_at < until)
-    if text and text.strip():
-        # Plain substring match, case-insensitive on both backends; LIKE wildcards escaped.
-        escaped = text.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        needle = f"%{escaped}%"
-        query = query.where(or_(func.lower(Incident.title).like(needle, escape="\\"),
-                                func.lower(Incident.external_id).like(needle, escape="\\")))
-
-    descending = sort.startswith("-")
-    key = SORTS[sort.lstrip("-")]
-    if after is not None:
-        anchor = db.session.execute(select(key.label("k"), Incident.id).where(Incident.id == after)).first()
-        if anchor is None:
-            raise Invalid("invalid pagination", fields={"after": f"no incident with id {after}"})
-        beyond = (lambda col, value: col < value) if descending else (lambda col, value: col > value)
-        query = query.where(or_(beyond(key, anchor.k), and_(key == anchor.k, beyond(Incident.id, after))))
-    order = (key.desc(), Incident.id.desc()) if descending else (key.asc(), Incident.id.asc())
-    rows = list(db.session.scalars(query.order_by(*order).limit(limit + 1)))
+    filters = parse_incident_filters(request.args)
+    result = search_incidents(db.session, filters, PageRequest(
+        limit=limit, after=after, sort=request.args.get("sort", "-created_at")))
+    # page_response wants one row past the page when there is more; its id is never used.
+    rows = result.items + ([None] if result.has_more else [])
     return jsonify(page_response(rows, limit, "api.list_incidents", serialize_incident))
 
 
@@ -190,6 +121,22 @@ def acknowledge(incident_id: int):
     incident = get_incident(incident_id)
     data = _action_body()
     incident = svc.acknowledge_incident(db.session, incident, actor=acting_user(data), now=utcnow())
+    db.session.commit()
+    return jsonify(serialize_incident(incident))
+
+
+@bp.post("/incidents/<int:incident_id>/snooze")
+@requires_role("responder")
+def snooze(incident_id: int):
+    """Acknowledge until `minutes` (1 to 1440) from now; then it pages level 1 again unless resolved.
+
+    A triggered or acknowledged incident can be snoozed (again); a resolved one is a 409.
+    """
+    incident = get_incident(incident_id)
+    data = _action_body("minutes", needed=("minutes",))
+    check_types(data, minutes="integer")
+    incident = svc.snooze_incident(db.session, incident, minutes=data["minutes"], actor=acting_user(data),
+                                   now=utcnow())
     db.session.commit()
     return jsonify(serialize_incident(incident))
 

@@ -154,6 +154,8 @@ class PolicyForm(FlaskForm):
     team_id = SelectField("Team", coerce=optional_int, validators=[Optional()])
     repeat_count = IntegerField("Repeat the levels (times)", default=0,
                                 validators=[InputRequired(), NumberRange(min=0, max=20)])
+    ack_timeout_minutes = IntegerField("Page again if acknowledged but not resolved after (minutes, empty: never)",
+                                       validators=[Optional(), NumberRange(min=1, max=10080)])
 
 
 class LevelForm(FlaskForm):

@@ -1,23 +1,39 @@
-"""/incidents: the list with filters, one incident's triage page, and its actions.
+"""/incidents: the list with filters and multi-select, one incident's triage page, and its actions.
 
-Every action form names who acts ("Acting as", default the signed-in user), so a
-responder without a login — reading the page from an SMS link on someone's phone — is
-recorded on the timeline as the actor.
+Every action form on the incident page names who acts ("Acting as", default the signed-in
+user), so a responder without a login — reading the page from an SMS link on someone's
+phone — is recorded on the timeline as the actor. The one-tap Acknowledge on list rows and
+the list's multi-select act as the signed-in user (POST /incidents/actions, CSRF-protected,
+no JavaScript needed).
+
+Searching goes through core's `parse_incident_filters`/`search_incidents`, the same as the
+API, so one query string gives the same incidents on both.
 """
 
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import func, or_, select
+from wtforms import IntegerField
+from wtforms.validators import InputRequired
 
-from pagerpal_core.errors import DomainError, NotFound
-from pagerpal_core.models import AlertSource, Incident, IncidentEvent, Notification, User
-from pagerpal_core.models.incidents import SEVERITIES, STATUSES
+from pagerpal_core.errors import DomainError, Invalid, NotFound
+from pagerpal_core.models import Incident, Notification, User
+from pagerpal_core.models.incidents import SEVERITIES
 from pagerpal_core.models.notifications import RETRYABLE_BY_HAND
 from pagerpal_core.security import clip
 from pagerpal_core.services import escalation
 from pagerpal_core.services import incidents as incident_service
+from pagerpal_core.services.incident_queries import (
+    STATUS_CHOICES,
+    IncidentFilters,
+    IncidentPage,
+    PageRequest,
+    filter_options,
+    incident_records,
+    parse_incident_filters,
+    search_incidents,
+)
 from pagerpal_core.services.notifications import retry_notification
 from pagerpal_core.services.users import resolve_acting_user
 from pagerpal_core.timeutil import utcnow
@@ -25,56 +41,77 @@ from pagerpal_web.auth import login_required_role
 from pagerpal_web.extensions import db
 from pagerpal_web.ui import bp
 from pagerpal_web.ui.common import ACTOR_ROLES, active_user_choices, actor_choices, apply_errors, settings
-from pagerpal_web.ui.forms import ActingAsForm, NoteForm, ReassignForm, ResolveForm
+from pagerpal_web.ui.forms import ActingAsForm, ConfirmForm, NoteForm, ReassignForm, ResolveForm
+from pagerpal_web.ui.login import safe_next
 
 PAGE_SIZE = 50
-STATUS_FILTERS = ("open", *STATUSES, "all")
 ERROR_CLIP = 300
+# The snooze buttons on the incident page: (minutes, label).
+SNOOZE_CHOICES = ((30, "30 min"), (60, "1 h"), (240, "4 h"))
+FILTER_KEYS = ("status", "severity", "source", "assignee", "q")
 
 
-def _filters() -> dict:
-    args = request.args
-    status = args.get("status", "open")
-    return {
-        "status": status if status in STATUS_FILTERS else "open",
-        "severity": args.get("severity") if args.get("severity") in SEVERITIES else "",
-        "source": args.get("source", type=int),
-        "assignee": args.get("assignee", type=int),
-        "q": (args.get("q") or "").strip()[:200],
-    }
+class SnoozeForm(ActingAsForm):
+    """Snooze: the pressed button carries the minutes."""
+
+    minutes = IntegerField("Snooze for (minutes)", validators=[InputRequired()])
 
 
 @bp.get("/incidents")
 @login_required_role("viewer")
 def incidents():
     """Incidents newest first, filtered by status, severity, source, assignee and title text."""
-    filters = _filters()
-    query = select(Incident)
-    if filters["status"] == "open":
-        query = query.where(Incident.status.in_(("triggered", "acknowledged")))
-    elif filters["status"] != "all":
-        query = query.where(Incident.status == filters["status"])
-    if filters["severity"]:
-        query = query.where(Incident.severity == filters["severity"])
-    if filters["source"]:
-        query = query.where(Incident.alert_source_id == filters["source"])
-    if filters["assignee"]:
-        query = query.where(Incident.assignee_id == filters["assignee"])
-    if filters["q"]:
-        pattern = "%" + filters["q"].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        query = query.where(or_(Incident.title.ilike(pattern, escape="\\"),
-                                Incident.external_id.ilike(pattern, escape="\\")))
-    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    pages = max(1, -(-total // PAGE_SIZE))
-    page = min(max(1, request.args.get("page", 1, type=int)), pages)
-    rows = db.session.scalars(query.order_by(Incident.created_at.desc(), Incident.id.desc())
-                              .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
-    sources = db.session.scalars(select(AlertSource).order_by(AlertSource.name)).all()
-    people = db.session.scalars(select(User).order_by(User.name)).all()
-    args = {k: v for k, v in filters.items() if v}
-    return render_template("incidents.html", incidents=rows, filters=filters, total=total, page=page,
-                           pages=pages, sources=sources, people=people, severities=SEVERITIES,
-                           statuses=STATUS_FILTERS, page_args=args, now=utcnow())
+    args = {key: request.args.get(key) for key in FILTER_KEYS if request.args.get(key) is not None}
+    shown = {"status": args.get("status", "open"), "severity": args.get("severity", ""),
+             "source": request.args.get("source", type=int), "assignee": request.args.get("assignee", type=int),
+             "q": args.get("q", "")}
+    status = 200
+    try:
+        filters = parse_incident_filters(args, default_status="open")
+        result = search_incidents(db.session, filters, PageRequest(
+            limit=PAGE_SIZE, number=request.args.get("page", 1, type=int)))
+    except Invalid as exc:
+        # A search no database can run (say a NUL in the text) answers with the reason, not a 500.
+        for name, problem in (exc.fields or {}).items():
+            flash(f"Search {name} {problem}.", "error")
+        filters, result, status = IncidentFilters(), IncidentPage(items=[], has_more=False, total=0), 400
+    sources, people = filter_options(db.session)
+    page_args = {k: v for k, v in args.items() if v}
+    return render_template("incidents.html", incidents=result.items, filters=shown, total=result.total,
+                           page=result.number, pages=result.pages, sources=sources, people=people,
+                           severities=SEVERITIES, statuses=STATUS_CHOICES, page_args=page_args,
+                           now=utcnow()), status
+
+
+@bp.post("/incidents/actions")
+@login_required_role("responder")
+def incident_bulk_action():
+    """Acknowledge or resolve the chosen incidents as the signed-in user (a row's one-tap
+    Acknowledge sends just its own id); then back to the list it came from."""
+    back = safe_next(request.form.get("next") or url_for("ui.incidents"))
+    if not ConfirmForm().validate_on_submit():
+        flash("The form expired; please try again.", "error")
+        return redirect(back, code=303)
+    raw_ids = request.form.getlist("incident_ids")
+    ids = [int(i) for i in raw_ids if i.isdigit() and len(i) <= 10]
+    if len(ids) != len(raw_ids):
+        flash("Choose incidents from the list.", "error")
+        return redirect(back, code=303)
+    try:
+        result = incident_service.act_on_incidents(db.session, ids, request.form.get("action", ""),
+                                                   actor=current_user._get_current_object(), now=utcnow())
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        flash("; ".join(f"{problem}" for problem in (exc.fields or {}).values()) or exc.message, "error")
+        return redirect(back, code=303)
+    verb = "Acknowledged" if result.action == "acknowledge" else "Resolved"
+    if result.done:
+        flash(f"{verb} {', '.join(f'#{i}' for i in result.done)}.", "success")
+    if result.skipped:
+        flash("Skipped " + ", ".join(f"#{i} ({why})" for i, why in result.skipped.items()) + ".",
+              "error" if not result.done else "warning")
+    return redirect(back, code=303)
 
 
 def _get_incident(incident_id: int) -> Incident:
@@ -90,6 +127,7 @@ def _action_forms(**given) -> dict:
     default = current_user.id if current_user.role in ACTOR_ROLES else None
     forms = {
         "ack": given.get("ack") or ActingAsForm(prefix="ack"),
+        "snooze": given.get("snooze") or SnoozeForm(prefix="snooze"),
         "resolve": given.get("resolve") or ResolveForm(prefix="resolve"),
         "reopen": given.get("reopen") or ActingAsForm(prefix="reopen"),
         "escalate": given.get("escalate") or ActingAsForm(prefix="escalate"),
@@ -105,21 +143,14 @@ def _action_forms(**given) -> dict:
     return forms
 
 
-def _current_recipients(incident: Incident) -> list:
-    """Who the incident's current level pages right now (for "on call" on the page)."""
-    return escalation.paging_now(db.session, incident, utcnow())
-
-
 def _detail_page(incident: Incident, status: int = 200, **forms):
-    events = db.session.scalars(select(IncidentEvent).where(IncidentEvent.incident_id == incident.id)
-                                .order_by(IncidentEvent.id.desc())).all()
-    notifications = db.session.scalars(select(Notification).where(Notification.incident_id == incident.id)
-                                       .order_by(Notification.id.desc())).all()
-    users = {u.id: u for u in db.session.scalars(select(User))}
+    now = utcnow()
+    records = incident_records(db.session, incident)
     return render_template(
-        "incident_detail.html", incident=incident, events=events, notifications=notifications, users=users,
-        forms=_action_forms(**forms), recipients=_current_recipients(incident), retryable=RETRYABLE_BY_HAND,
-        error_clip=lambda text: clip(text, ERROR_CLIP), now=utcnow()), status
+        "incident_detail.html", incident=incident, events=records.events, notifications=records.notifications,
+        users=records.users, forms=_action_forms(**forms), recipients=escalation.paging_now(db.session, incident, now),
+        retryable=RETRYABLE_BY_HAND, snooze_choices=SNOOZE_CHOICES, error_clip=lambda text: clip(text, ERROR_CLIP),
+        now=now), status
 
 
 @bp.get("/incidents/<int:incident_id>")
@@ -154,7 +185,8 @@ def _run_action(incident_id: int, name: str, form_class, action, done: str):
     except DomainError as exc:
         db.session.rollback()
         if exc.fields:
-            apply_errors(form, exc, aliases={"user_id": "user_id", "text": "text", "note": "note"})
+            apply_errors(form, exc, aliases={"user_id": "user_id", "text": "text", "note": "note",
+                                             "minutes": "minutes"})
             return _detail_page(_get_incident(incident_id), 422, **{name: form})
         flash(exc.message, "error")
         return redirect(url_for("ui.incident_detail", incident_id=incident_id), code=303)
@@ -169,6 +201,16 @@ def incident_acknowledge(incident_id: int):
     return _run_action(incident_id, "ack", ActingAsForm, lambda incident, actor, form:
                        incident_service.acknowledge_incident(db.session, incident, actor=actor, now=utcnow()),
                        "Acknowledged")
+
+
+@bp.post("/incidents/<int:incident_id>/snooze")
+@login_required_role("responder")
+def incident_snooze(incident_id: int):
+    """Snooze: acknowledged now, paged again from level 1 when the snooze ends unless resolved."""
+    return _run_action(incident_id, "snooze", SnoozeForm, lambda incident, actor, form:
+                       incident_service.snooze_incident(db.session, incident, minutes=form.minutes.data,
+                                                        actor=actor, now=utcnow()),
+                       "Snoozed")
 
 
 @bp.post("/incidents/<int:incident_id>/resolve")
@@ -230,3 +272,5 @@ def incident_retry_notification(incident_id: int, notification_id: int):
             raise NotFound(f"notification {notification_id} not found on incident {incident.id}")
         retry_notification(db.session, notification, actor=actor, now=utcnow())
     return _run_action(incident_id, "retry", ActingAsForm, retry, "Notification queued again")
+
+

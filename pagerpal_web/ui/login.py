@@ -26,7 +26,7 @@ def safe_next(target: str | None) -> str:
         if not parts.scheme and not parts.netloc and target.startswith("/") and not target.startswith("//") \
                 and "\\" not in target:
             return target
-    return url_for("ui.dashboard")
+    return url_for("ui.mine" if getattr(current_user, "role", "") == "responder" else "ui.dashboard")
 
 
 @bp.context_processor

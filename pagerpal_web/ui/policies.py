@@ -76,7 +76,8 @@ def create_policy_view():
     form.team_id.choices = _team_choices()
     return form_action(
         lambda: escalation.create_policy(db.session, name=form.name.data, description=form.description.data or "",
-                                         team=form.team_id.data, repeat_count=form.repeat_count.data, now=utcnow()),
+                                         team=form.team_id.data, repeat_count=form.repeat_count.data,
+                                         ack_timeout_minutes=form.ack_timeout_minutes.data, now=utcnow()),
         form=form, page=_list_page, done=lambda policy: f"Created {policy.name}. Add level 1 next.",
         then=lambda policy: url_for("ui.policy_detail", policy_id=policy.id))
 
@@ -84,7 +85,7 @@ def create_policy_view():
 def _detail_page(policy, *, form=None, level_form=None, target_form=None, target_level_id=None):
     form = form or PolicyForm(prefix="policy", data={
         "name": policy.name, "description": policy.description, "team_id": policy.team_id,
-        "repeat_count": policy.repeat_count})
+        "repeat_count": policy.repeat_count, "ack_timeout_minutes": policy.ack_timeout_minutes})
     form.team_id.choices = _team_choices()
     next_number = max((lvl.level_number for lvl in policy.levels), default=0) + 1
     level_form = level_form or LevelForm(prefix="level", data={"level_number": next_number, "delay_minutes": 15})
@@ -118,7 +119,8 @@ def update_policy_view(policy_id: int):
     return form_action(
         lambda: escalation.update_policy(db.session, policy, name=form.name.data,
                                          description=form.description.data or "", team=form.team_id.data,
-                                         repeat_count=form.repeat_count.data),
+                                         repeat_count=form.repeat_count.data,
+                                         ack_timeout_minutes=form.ack_timeout_minutes.data),
         form=form, page=lambda form: _detail_page(policy, form=form), done="Policy saved.",
         then=url_for("ui.policy_detail", policy_id=policy_id))
 
