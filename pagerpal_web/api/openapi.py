@@ -252,10 +252,12 @@ SCHEMAS["IncidentDetail"] = extended("Incident", timeline=array(ref("Event")),
 ERRORS = {
     "400": "The body is missing or not a JSON object",
     "401": "No or wrong credentials",
-    "403": "The account's role is too low for this call",
+    "403": "The account's role is too low for this call, or the request's Origin is not this site or in "
+           "ALLOWED_ORIGINS",
     "404": "No such resource",
     "409": "Conflicts with the current state; the message names the conflicting thing",
     "413": "The body is larger than MAX_REQUEST_BYTES",
+    "415": "A write whose body is not Content-Type: application/json",
     "422": "Validation failed; `fields` names each bad field",
     "429": "Too many failed sign-ins from this client (see Retry-After)",
 }
@@ -289,7 +291,7 @@ def op(summary: str, tag: str, *, role: str = "viewer", ok: int = 200, schema: d
                                                         "schema": STR}}
     statuses = {"401", "403", "429", *errors}
     if body:
-        statuses |= {"400", "413", "422"}
+        statuses |= {"400", "413", "415", "422"}
     if query:
         statuses.add("422")
     for status in sorted(statuses):
@@ -549,7 +551,11 @@ def build_openapi() -> dict:
                                 "(read), responder (incident actions, notification retry), admin "
                                 "(configuration). Errors: {\"error\": {\"code\", \"message\", \"fields\"?}}. "
                                 "Timestamps are ISO-8601 UTC. Lists are keyset-paginated (`limit` ≤ "
-                                f"{MAX_LIMIT}, `after`, and a `next` link)."},
+                                f"{MAX_LIMIT}, `after`, and a `next` link). Send credentials up front: "
+                                "an anonymous request's 401 names the scheme `xBasic` so browsers do "
+                                "not prompt. Writes take `Content-Type: application/json` (a write "
+                                "without a body may omit it); a request whose Origin is not this site "
+                                "or in ALLOWED_ORIGINS gets 403."},
         "servers": [{"url": "/api/v1"}],
         "security": [{"basicAuth": []}],
         "components": {

@@ -129,7 +129,8 @@ def test_deactivated_user_cannot_log_in_or_use_the_api(client, app, make_account
 def test_api_requires_basic_auth_with_json_401(client):
     response = client.get("/api/v1/system/jobs")
     assert response.status_code == 401
-    assert response.headers["WWW-Authenticate"].startswith("Basic")
+    # No Basic challenge to an anonymous caller: a browser would prompt and cache the password.
+    assert response.headers["WWW-Authenticate"].startswith("xBasic")
     assert response.json["error"]["code"] == "unauthorized"
 
 
