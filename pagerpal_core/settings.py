@@ -87,6 +87,16 @@ def _url(raw: str, name: str) -> str:
     return value
 
 
+def _optional_url(raw: str, name: str) -> str:
+    """Empty (off) or an http(s) URL, kept exactly as given (a trailing slash may matter to it)."""
+    value = raw.strip()
+    if value:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"{name} must be an http(s) URL or empty")
+    return value
+
+
 def _database_url(raw: str, name: str) -> str:
     value = raw.strip()
     if not value:
@@ -189,6 +199,9 @@ class Settings:
     # A browser session unused for this long is signed out on the server.
     session_idle_minutes: int = _setting("SESSION_IDLE_MINUTES", _positive_int, "720")
     metrics: str = _setting("METRICS", _metrics_mode, "off")
+    # Pinged (GET) by the worker after each healthy watchdog run, so an outside monitor notices a
+    # dead PagerPal. Secret: such URLs usually carry the monitor's token.
+    watchdog_ping_url: str = _setting("WATCHDOG_PING_URL", _optional_url, "", secret=True)
 
     @classmethod
     def from_env(cls, environ: dict | None = None, overrides: dict | None = None,

@@ -16,11 +16,12 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import DBAPIError
 
 from pagerpal_core.services.notifications import clean_error
+from pagerpal_core.services.watchdog import WATCHDOG_EVERY_SECONDS
 from pagerpal_core.timeutil import utcnow
 from pagerpal_worker import systemd
 from pagerpal_worker.context import StepStats, WorkerContext
 from pagerpal_worker.leader import Leader, LeadershipError
-from pagerpal_worker.steps import chores, dispatch, escalate, heartbeat
+from pagerpal_worker.steps import chores, dispatch, escalate, heartbeat, heartbeat_monitors, watchdog
 
 log = logging.getLogger("pagerpal.worker")
 
@@ -60,6 +61,9 @@ STEPS: tuple[Step, ...] = (
     # Escalation first: the pages it queues go out in the same cycle.
     Step("escalation", escalate.run, batch_limit=50, enabled=lambda s: s.escalation_worker_enabled,
          description="page the next level of triggered incidents whose delay has passed"),
+    # Before dispatch, so a missed heartbeat's pages go out in the same cycle.
+    Step("heartbeat_monitors", heartbeat_monitors.run, batch_limit=50,
+         description="open an incident for each heartbeat monitor whose ping is overdue"),
     Step("notification_retry", dispatch.run, batch_limit=100,
          enabled=lambda s: s.notification_retry_worker_enabled,
          description="send due notifications, retry failed ones, recover expired leases"),
@@ -67,6 +71,9 @@ STEPS: tuple[Step, ...] = (
          description="outbound work the web never does itself: confirm SNS subscriptions"),
     Step("heartbeat", _run_heartbeat, batch_limit=0,
          description="write each step's job_status row (at most once per poll interval)"),
+    # Last: it judges this cycle's work, with the job rows just written.
+    Step("watchdog", watchdog.run, batch_limit=0, every_seconds=WATCHDOG_EVERY_SECONDS,
+         description="flag overdue escalations, stuck notifications and stale heartbeats; ping WATCHDOG_PING_URL"),
 )
 
 
