@@ -93,7 +93,7 @@ def signed_in(app, email):
     return client
 
 
-MAIN_PAGES = ["/dashboard", "/incidents", "/incidents/{incident_id}", "/users", "/users/{paged_id}", "/teams",
+MAIN_PAGES = ["/dashboard", "/mine", "/incidents", "/incidents/{incident_id}", "/users", "/users/{paged_id}", "/teams",
               "/teams/{team_id}", "/schedules", "/schedules/{schedule_id}", "/escalation-policies",
               "/escalation-policies/{policy_id}", "/alert-sources", "/alert-sources/{source_id}", "/settings"]
 
