@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 
-from pagerpal_core import payloads as p
+from pagerpal_core.payloads import common as p
 
 ALERT_STATUSES = {"firing": p.TRIGGER, "resolved": p.RESOLVE}
 MAX_LABELS_BYTES = 16_384

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 
-from pagerpal_core import payloads as p
+from pagerpal_core.payloads import common as p
 
 ALARM_STATES = {"ALARM": p.TRIGGER, "OK": p.RESOLVE, "INSUFFICIENT_DATA": p.IGNORE}
 CONTROL_TYPES = ("SubscriptionConfirmation", "UnsubscribeConfirmation")

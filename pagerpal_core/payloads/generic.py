@@ -10,7 +10,7 @@ of its title (per source), so the same alert repeated dedups.
 
 from __future__ import annotations
 
-from pagerpal_core import payloads as p
+from pagerpal_core.payloads import common as p
 
 STATUS_ACTIONS = {
     "firing": p.TRIGGER, "triggered": p.TRIGGER, "trigger": p.TRIGGER, "problem": p.TRIGGER,

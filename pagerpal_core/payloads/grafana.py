@@ -21,8 +21,8 @@ decides trigger or resolve. Legacy alerting sends one rule state per request:
 
 from __future__ import annotations
 
-from pagerpal_core import payloads as p
 from pagerpal_core.payloads import alertmanager
+from pagerpal_core.payloads import common as p
 
 LEGACY_STATES = {"alerting": p.TRIGGER, "ok": p.RESOLVE, "no_data": p.IGNORE, "pending": p.IGNORE,
                  "paused": p.IGNORE}

@@ -15,7 +15,7 @@ returns it (as PagerDuty does), so the sender can resolve it later.
 
 from __future__ import annotations
 
-from pagerpal_core import payloads as p
+from pagerpal_core.payloads import common as p
 
 EVENT_ACTIONS = {"trigger": p.TRIGGER, "acknowledge": p.ACKNOWLEDGE, "resolve": p.RESOLVE}
 PD_SEVERITIES = ("critical", "error", "warning", "info")

@@ -22,7 +22,7 @@ from pagerpal_core.errors import Conflict
 from pagerpal_core.logs import log_fields
 from pagerpal_core.models import AlertSource, Incident
 from pagerpal_core.models.incidents import OPEN_INCIDENT_PREDICATE, OPEN_STATUSES
-from pagerpal_core.payloads import ACKNOWLEDGE, IGNORE, RESOLVE, TRIGGER, AlertEvent
+from pagerpal_core.payloads.common import ACKNOWLEDGE, IGNORE, RESOLVE, TRIGGER, AlertEvent
 from pagerpal_core.services import incidents as incident_actions
 from pagerpal_core.services.alert_sources import map_severity
 from pagerpal_core.services.timeline import record_event

@@ -21,7 +21,7 @@ from pagerpal_core.db import is_postgres
 from pagerpal_core.errors import Invalid
 from pagerpal_core.logs import log_fields
 from pagerpal_core.models import AlertSource, SnsSubscription
-from pagerpal_core.payloads import SnsControl
+from pagerpal_core.payloads.common import SnsControl
 from pagerpal_core.security import clip, redact
 
 log = logging.getLogger("pagerpal.sns")

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from pagerpal_core.errors import Invalid
-from pagerpal_core.payloads import ACKNOWLEDGE, IGNORE, MAX_TITLE, PARSERS, RESOLVE, TRIGGER, parse_payload
+from pagerpal_core.payloads import PARSERS, parse_payload
+from pagerpal_core.payloads.common import ACKNOWLEDGE, IGNORE, MAX_TITLE, RESOLVE, TRIGGER
 from tests.ingestion import samples
 
 

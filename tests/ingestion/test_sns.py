@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from pagerpal_core.errors import Invalid
 from pagerpal_core.models import SnsSubscription
-from pagerpal_core.payloads import SnsControl
+from pagerpal_core.payloads.common import SnsControl
 from pagerpal_core.services.alert_sources import create_alert_source
 from pagerpal_core.services.sns import (
     MAX_ATTEMPTS,

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from pagerpal_core.models import Incident, Notification
-from pagerpal_core.payloads import TRIGGER, AlertEvent
+from pagerpal_core.payloads.common import TRIGGER, AlertEvent
 from pagerpal_core.services import escalation_policies, schedules, teams
 from pagerpal_core.services.alert_sources import create_alert_source
 from pagerpal_core.services.ingestion import ingest_event
