@@ -21,7 +21,7 @@ from pagerpal_core.models import AlertSource, EscalationPolicy, Incident, Team
 from pagerpal_core.models.alert_sources import SOURCE_KINDS
 from pagerpal_core.models.incidents import SEVERITIES
 from pagerpal_core.security import sha256_hex
-from pagerpal_core.services.config_fields import text_problem
+from pagerpal_core.services.validation import text_problem
 
 KEY_PREFIX = "ppk_"
 KEY_BYTES = 32

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, selectinload
 from pagerpal_core.errors import Conflict, Invalid, NotFound
 from pagerpal_core.models import EscalationLevel, EscalationPolicy, EscalationTarget, Schedule, Team, User
 from pagerpal_core.models.escalation import TARGET_TYPES
-from pagerpal_core.services.config_fields import UNSET, clean_int, clean_text, lookup, lookup_active_user, raise_if
+from pagerpal_core.services.validation import UNSET, clean_int, clean_text, lookup, lookup_active_user, raise_if
 from pagerpal_core.timeutil import utcnow
 
 MAX_DELAY_MINUTES = 7 * 24 * 60

@@ -37,9 +37,9 @@ from pagerpal_core.models import EscalationPolicy, HeartbeatMonitor, Incident
 from pagerpal_core.models.incidents import OPEN_STATUSES
 from pagerpal_core.security import sha256_hex
 from pagerpal_core.services import incidents as incident_actions
-from pagerpal_core.services.config_fields import UNSET, clean_int, clean_text, lookup, raise_if
 from pagerpal_core.services.rate_limit import TOKEN_EPSILON, available_tokens
 from pagerpal_core.services.timeline import record_event
+from pagerpal_core.services.validation import UNSET, clean_int, clean_text, lookup, raise_if
 
 log = logging.getLogger("pagerpal.heartbeats")
 

@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session, selectinload
 from pagerpal_core.errors import Invalid
 from pagerpal_core.models import AlertSource, Incident, IncidentEvent, Notification, User
 from pagerpal_core.models.incidents import OPEN_STATUSES, SEVERITIES, STATUSES
-from pagerpal_core.services.config_fields import raise_if, text_problem
 from pagerpal_core.services.provider_health import provider_health, sending_mode
 from pagerpal_core.services.system import list_job_health
+from pagerpal_core.services.validation import raise_if, text_problem
 from pagerpal_core.timeutil import parse_iso
 
 MAX_TEXT_FILTER = 200

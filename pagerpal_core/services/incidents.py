@@ -29,9 +29,9 @@ from sqlalchemy.orm import Session
 from pagerpal_core.errors import Conflict, Invalid
 from pagerpal_core.models import AlertSource, Incident, User
 from pagerpal_core.services import escalation
-from pagerpal_core.services.config_fields import lookup_active_user, text_problem
 from pagerpal_core.services.paging import cancel_pending_pages, page_users
 from pagerpal_core.services.timeline import record_event
+from pagerpal_core.services.validation import lookup_active_user, text_problem
 
 Actor = User | AlertSource | str | None
 MAX_NOTE_LENGTH = 10_000

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from pagerpal_core.db import unique_or_conflict
 from pagerpal_core.errors import Conflict, NotFound
 from pagerpal_core.models import Rotation, RotationParticipant, Schedule, ScheduleEntry, ScheduleOverride, Team, User
-from pagerpal_core.services.config_fields import (
+from pagerpal_core.services.validation import (
     UNSET,
     clean_date,
     clean_instant,

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from pagerpal_core.db import unique_or_conflict
 from pagerpal_core.errors import NotFound
 from pagerpal_core.models import Team, TeamMembership, User
-from pagerpal_core.services.config_fields import UNSET, clean_text, lookup_active_user, raise_if
+from pagerpal_core.services.validation import UNSET, clean_text, lookup_active_user, raise_if
 from pagerpal_core.timeutil import utcnow
 
 

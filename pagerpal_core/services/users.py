@@ -17,8 +17,8 @@ from pagerpal_core.models import AppState, ContactMethod, Incident, User
 from pagerpal_core.models.incidents import OPEN_STATUSES
 from pagerpal_core.models.users import CHANNELS, ROLES
 from pagerpal_core.security import hash_password, password_problem, verify_password
-from pagerpal_core.services.config_fields import UNSET, clean_text, clean_timezone, raise_if, text_problem
 from pagerpal_core.services.timeline import record_event
+from pagerpal_core.services.validation import UNSET, clean_text, clean_timezone, raise_if, text_problem
 from pagerpal_core.timeutil import utcnow
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

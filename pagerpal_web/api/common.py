@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import g, jsonify, request, url_for
 
 from pagerpal_core.errors import Invalid, NotFound
-from pagerpal_core.services.config_fields import text_problem  # noqa: F401 - API modules import it from here
+from pagerpal_core.services.validation import text_problem  # noqa: F401 - API modules import it from here
 from pagerpal_core.timeutil import isoformat, parse_iso
 from pagerpal_web.api import bp
 from pagerpal_web.bodies import request_json

@@ -2,9 +2,9 @@
 
 from flask import jsonify
 
-from pagerpal_core.services.config_fields import raise_if
 from pagerpal_core.services.oncall import Shift, who_is_on_call
 from pagerpal_core.services.schedules import list_schedules
+from pagerpal_core.services.validation import raise_if
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.api import bp
 from pagerpal_web.api.common import query_instant, ts

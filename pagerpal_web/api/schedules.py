@@ -6,8 +6,8 @@ from sqlalchemy.orm import selectinload
 
 from pagerpal_core.models import Rotation, Schedule, ScheduleEntry, ScheduleOverride
 from pagerpal_core.services import schedules as svc
-from pagerpal_core.services.config_fields import raise_if
 from pagerpal_core.services.oncall import shifts_between, who_is_on_call
+from pagerpal_core.services.validation import raise_if
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.api import bp
 from pagerpal_web.api.common import body_fields, created, no_content, paginate, query_instant, ts

@@ -9,7 +9,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from pagerpal_core.models import ContactMethod, User
-from pagerpal_core.services.config_fields import UNSET, raise_if
 from pagerpal_core.services.oncall import user_shifts_between
 from pagerpal_core.services.users import (
     add_contact_method,
@@ -24,6 +23,7 @@ from pagerpal_core.services.users import (
     update_user,
 )
 from pagerpal_core.services.users import update_contact_method as change_contact_method
+from pagerpal_core.services.validation import UNSET, raise_if
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.api import bp
 from pagerpal_web.api.common import (
