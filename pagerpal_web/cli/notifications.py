@@ -6,7 +6,7 @@ import click
 
 from pagerpal_core.errors import DomainError
 from pagerpal_core.services.provider_health import channel_health
-from pagerpal_core.services.test_notifications import queue_test_notification
+from pagerpal_core.services.sample_pages import queue_test_notification
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.cli import fail, pagerpal
 from pagerpal_web.config import settings as current_settings

@@ -1,4 +1,4 @@
-"""Test pages: one outbox row with no incident, sent by the worker like a real page."""
+"""Sample pages (`send-test-notification`): one outbox row with no incident, sent by the worker like a real page."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pagerpal_core.wakeup import notify_new_work
 TEST_SUBJECT = "[TEST] PagerPal test notification"
 
 
-def test_message_body(channel: str, base_url: str) -> str:
+def sample_page_body(channel: str, base_url: str) -> str:
     """The text of a test page: says what it is and where it came from."""
     if channel == "email":
         return (f"{TEST_SUBJECT}\n\nThis is a test notification from PagerPal at {base_url}.\n"
@@ -34,7 +34,7 @@ def queue_test_notification(session, *, channel: str, destination: str, base_url
         raise Invalid(f"cannot send a test notification: {field} {problem}", fields={field: problem})
     notification = Notification(
         incident_id=None, user_id=None, channel=channel, destination=destination.strip(),
-        dedup_key=None, subject=TEST_SUBJECT, body=test_message_body(channel, base_url),
+        dedup_key=None, subject=TEST_SUBJECT, body=sample_page_body(channel, base_url),
         status="pending", attempts=0, next_attempt_at=now, created_at=now, updated_at=now)
     session.add(notification)
     session.flush()
