@@ -101,3 +101,18 @@ def mask_destination(destination: str | None) -> str:
     if len(destination) <= 6:
         return destination[:1] + "•" * (len(destination) - 1)
     return destination[:3] + "•" * (len(destination) - 7) + destination[-4:]
+
+
+# Roles that see people's contact destinations (phone numbers, email addresses) in full:
+# they page, call and fix them. Viewers only watch, so they get the masked form.
+FULL_DESTINATION_ROLES = ("admin", "responder")
+
+
+def destination_for(role: str | None, destination: str | None) -> str | None:
+    """`destination` as a signed-in user with `role` may see it: in full, or masked for viewers.
+
+    The one decision the API's user, contact-method and notification serializers share.
+    """
+    if destination is None or role in FULL_DESTINATION_ROLES:
+        return destination
+    return mask_destination(destination)

@@ -6,6 +6,7 @@ from sqlalchemy import select
 from pagerpal_core.errors import Invalid, NotFound
 from pagerpal_core.models import Notification
 from pagerpal_core.models.notifications import NOTIFICATION_STATUSES
+from pagerpal_core.security import destination_for
 from pagerpal_core.services.notifications import retry_notification
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.api import bp
@@ -17,7 +18,8 @@ from pagerpal_web.extensions import db
 def serialize_notification(n: Notification) -> dict:
     return {
         "id": n.id, "incident_id": n.incident_id, "user_id": n.user_id, "channel": n.channel,
-        "destination": n.destination, "escalation_level": n.escalation_level, "subject": n.subject,
+        "destination": destination_for(current_api_user().role, n.destination),
+        "escalation_level": n.escalation_level, "subject": n.subject,
         "status": n.status, "attempts": n.attempts, "next_attempt_at": ts(n.next_attempt_at),
         "provider_message_id": n.provider_message_id, "provider_status": n.provider_status,
         "last_error": n.last_error, "created_at": ts(n.created_at), "updated_at": ts(n.updated_at),

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from pagerpal_core.models import ContactMethod, User
+from pagerpal_core.security import destination_for
 from pagerpal_core.services.oncall import user_shifts_between
 from pagerpal_core.services.users import (
     add_contact_method,
@@ -45,7 +46,9 @@ CONTACT_FIELDS = {"channel", "destination", "enabled"}
 
 
 def serialize_contact(method: ContactMethod) -> dict:
-    return {"id": method.id, "channel": method.channel, "destination": method.destination,
+    """A contact method; its destination masked for viewers (core's destination_for decides)."""
+    return {"id": method.id, "channel": method.channel,
+            "destination": destination_for(current_api_user().role, method.destination),
             "enabled": method.enabled, "created_at": ts(method.created_at)}
 
 
