@@ -23,6 +23,7 @@ log = logging.getLogger("pagerpal.worker.watchdog")
 # The ping runs inside the worker's cycle, so it may delay paging by at most this long.
 PING_TIMEOUT_SECONDS = 2.0
 MAX_PING_NOTE = 100
+WATCHDOG_JOB = "watchdog"
 
 
 def ping_outside(url: str, *, timeout: float, secrets: list[str]) -> str:
@@ -38,7 +39,9 @@ def run(ctx: WorkerContext, now: datetime, limit: int) -> int:
     """One watchdog run; returns how many problems it found (0 when healthy)."""
     settings = ctx.settings
     with ctx.session_factory() as session:
-        report = check_watchdog(session, now=now, poll_interval=settings.worker_poll_interval)
+        # Its own job row is judged by the report's age instead (see read_watchdog_report).
+        report = check_watchdog(session, now=now, poll_interval=settings.worker_poll_interval,
+                                ignore_jobs=(WATCHDOG_JOB,))
         session.rollback()  # read-only: end the transaction before any outside call
     if report.healthy and settings.watchdog_ping_url:
         report.ping = ping_outside(settings.watchdog_ping_url,
