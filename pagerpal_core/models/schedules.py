@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
 from pagerpal_core.db import Base, UTCDateTime
 from pagerpal_core.timeutil import utcnow
@@ -31,14 +31,8 @@ class Schedule(Base):
         back_populates="schedule", cascade="all, delete-orphan", order_by="Rotation.id")
 
 
-class ScheduleEntry(Base):
-    """An explicit shift. Entries of one schedule never overlap (checked by the service)."""
-
-    __tablename__ = "schedule_entries"
-    __table_args__ = (
-        CheckConstraint("ends_at > starts_at", name="positive_length"),
-        Index("ix_schedule_entries_schedule_window", "schedule_id", "starts_at", "ends_at"),
-    )
+class ShiftWindowMixin:
+    """What entries and overrides share: one person covers a schedule from `starts_at` to `ends_at`."""
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     schedule_id: Mapped[int] = mapped_column(ForeignKey("schedules.id", ondelete="CASCADE"))
@@ -46,26 +40,28 @@ class ScheduleEntry(Base):
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple:
+        # The window index serves the on-call lookup "which rows of this schedule cover t".
+        return (CheckConstraint("ends_at > starts_at", name="positive_length"),
+                Index(f"ix_{cls.__tablename__}_schedule_window", "schedule_id", "starts_at", "ends_at"))
+
+
+class ScheduleEntry(ShiftWindowMixin, Base):
+    """An explicit shift. Entries of one schedule never overlap (checked by the service)."""
+
+    __tablename__ = "schedule_entries"
 
     schedule: Mapped[Schedule] = relationship(back_populates="entries")
 
 
-class ScheduleOverride(Base):
+class ScheduleOverride(ShiftWindowMixin, Base):
     """Temporary coverage that wins over everything; the newest override wins among overrides."""
 
     __tablename__ = "schedule_overrides"
-    __table_args__ = (
-        CheckConstraint("ends_at > starts_at", name="positive_length"),
-        Index("ix_schedule_overrides_schedule_window", "schedule_id", "starts_at", "ends_at"),
-    )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    schedule_id: Mapped[int] = mapped_column(ForeignKey("schedules.id", ondelete="CASCADE"))
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
-    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
     reason: Mapped[str] = mapped_column(String(500), default="")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     schedule: Mapped[Schedule] = relationship(back_populates="overrides")
 
@@ -94,6 +90,8 @@ class Rotation(Base):
 
 
 class RotationParticipant(Base):
+    """One person's place in a rotation's turn order (positions are unique per rotation)."""
+
     __tablename__ = "rotation_participants"
     __table_args__ = (UniqueConstraint("rotation_id", "position", name="uq_rotation_participants_position"),)
 
