@@ -1,0 +1,241 @@
+"""The hand-written half of the OpenAPI document: schema building blocks and every named schema.
+
+`openapi.py` builds the paths (the operations) from these; tests/api checks the whole
+document against the routes the app serves.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from pagerpal_core.models.alert_sources import SOURCE_KINDS
+from pagerpal_core.models.escalation import TARGET_TYPES
+from pagerpal_core.models.incidents import SEVERITIES, STATUSES
+from pagerpal_core.models.notifications import NOTIFICATION_STATUSES
+from pagerpal_core.models.users import CHANNELS, ROLES
+
+# --- schema building blocks ----------------------------------------------------------------
+
+STR = {"type": "string"}
+INT = {"type": "integer"}
+BOOL = {"type": "boolean"}
+ID = {"type": "integer", "minimum": 1}
+ANY_OBJECT = {"type": "object"}
+TS = {"type": "string", "format": "date-time"}
+
+
+def nullable(schema: dict) -> dict:
+    """`schema` that also allows null."""
+    schema = copy.deepcopy(schema)
+    if "$ref" in schema:
+        return {"anyOf": [schema, {"type": "null"}]}
+    schema["type"] = [schema["type"], "null"]
+    return schema
+
+
+def enum(values) -> dict:
+    return {"type": "string", "enum": list(values)}
+
+
+def ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def array(items: dict, **extra) -> dict:
+    return {"type": "array", "items": items, **extra}
+
+
+def obj(required=(), **properties) -> dict:
+    """A closed object: exactly these properties, `required` among them."""
+    body = {"type": "object", "properties": properties, "additionalProperties": False}
+    if required:
+        body["required"] = list(required)
+    return body
+
+
+def all_required(**properties) -> dict:
+    """A response object: every property is always present."""
+    return obj(tuple(properties), **properties)
+
+
+def page_of(name: str) -> dict:
+    return all_required(items=array(ref(name)), next=nullable({"type": "string", "description":
+                        "URL of the next page, or null on the last page"}))
+
+
+def list_of(name: str) -> dict:
+    return all_required(items=array(ref(name)))
+
+
+TEXT = {"type": "string", "maxLength": 1000}
+NAME = {"type": "string", "minLength": 1, "maxLength": 120}
+INSTANT = {"type": "string", "format": "date-time", "description": "ISO-8601; Z or an offset (naive = UTC)"}
+
+ACK_TIMEOUT = nullable({"type": "integer", "minimum": 1, "maximum": 10080,
+                        "description": "minutes after an acknowledge until an unresolved incident pages again; "
+                                       "null: never"})
+
+SCHEMAS = {
+    "Error": all_required(error=obj(
+        ("code", "message"), code=STR, message=STR,
+        fields={"type": "object", "additionalProperties": STR, "description": "bad field → what is wrong"},
+        detail=ANY_OBJECT)),
+    "UserRef": all_required(id=ID, name=STR, email=STR, active=BOOL),
+    "ContactMethod": all_required(id=ID, channel=enum(CHANNELS), destination=STR, enabled=BOOL,
+                                  created_at=TS),
+    "ContactMethodCreate": obj(("channel", "destination"), channel=enum(CHANNELS), enabled=BOOL,
+                               destination={"type": "string", "description": "E.164 for sms/whatsapp"}),
+    "ContactMethodUpdate": obj((), channel=enum(CHANNELS), destination=STR, enabled=BOOL),
+    "User": all_required(id=ID, email=STR, name=STR, role=enum(ROLES), active=BOOL, can_log_in=BOOL,
+                         timezone=STR, contact_methods=array(ref("ContactMethod")), created_at=TS,
+                         deactivated_at=nullable(TS)),
+    "UserCreate": obj(("email",), email={"type": "string", "format": "email"}, name=nullable(STR),
+                      role=nullable(enum(ROLES)), timezone=nullable(STR),
+                      password=nullable({"type": "string", "description": "omit for a responder identity "
+                                         "that is paged but cannot log in"}),
+                      contact_methods=nullable(array(ref("ContactMethodCreate")))),
+    "UserUpdate": obj((), email={"type": "string", "format": "email"}, name=STR, role=enum(ROLES),
+                      timezone=STR,
+                      password=nullable({"type": "string", "description": "null removes the login"})),
+    "Shift": all_required(schedule_id=ID, user=ref("UserRef"), start=TS, end=TS,
+                          layer=enum(("override", "entry", "rotation")), source_id=ID),
+    "ScheduleRef": all_required(id=ID, name=STR, team_id=nullable(ID), timezone=STR),
+    "OnCallNow": all_required(schedule=ref("ScheduleRef"), on_call=nullable(ref("Shift"))),
+    "OnCallEverywhere": all_required(at=TS, items=array(ref("OnCallNow"))),
+    "ScheduleOnCall": all_required(at=TS, schedule_id=ID, on_call=nullable(ref("Shift"))),
+    "Team": all_required(id=ID, name=STR, description=STR, members=array(ref("UserRef")), created_at=TS),
+    "TeamCreate": obj(("name",), name=NAME, description=TEXT),
+    "TeamUpdate": obj((), name=NAME, description=TEXT),
+    "MemberAdd": obj(("user_id",), user_id=ID),
+    "Participant": all_required(id=ID, user_id=ID, position=INT),
+    "Rotation": all_required(id=ID, schedule_id=ID, name=STR, shift_length=INT,
+                             shift_unit=enum(("hours", "days", "weeks")), handoff_time=STR,
+                             start_date={"type": "string", "format": "date"},
+                             participants=array(ref("Participant")), created_at=TS),
+    "RotationCreate": obj(("start_date",), name=STR, shift_length={"type": "integer", "minimum": 1},
+                          shift_unit=enum(("hours", "days", "weeks")),
+                          handoff_time={"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
+                          start_date={"type": "string", "format": "date"},
+                          participants=array(ID, description="user ids in turn order")),
+    "RotationUpdate": obj((), name=STR, shift_length={"type": "integer", "minimum": 1},
+                          shift_unit=enum(("hours", "days", "weeks")),
+                          handoff_time={"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
+                          start_date={"type": "string", "format": "date"},
+                          participants=array(ID, description="replaces the turn order")),
+    "Schedule": all_required(id=ID, name=STR, description=STR, timezone=STR, team_id=nullable(ID),
+                             rotations=array(ref("Rotation")), created_at=TS),
+    "ScheduleCreate": obj(("name",), name=NAME, timezone={"type": "string", "description": "IANA zone"},
+                          description=TEXT, team_id=nullable(ID)),
+    "ScheduleUpdate": obj((), name=NAME, timezone=STR, description=TEXT, team_id=nullable(ID)),
+    "Entry": all_required(id=ID, schedule_id=ID, user_id=ID, starts_at=TS, ends_at=TS, created_at=TS),
+    "EntryCreate": obj(("user_id", "starts_at", "ends_at"), user_id=ID, starts_at=INSTANT, ends_at=INSTANT),
+    "EntryUpdate": obj((), user_id=ID, starts_at=INSTANT, ends_at=INSTANT),
+    "Override": all_required(id=ID, schedule_id=ID, user_id=ID, starts_at=TS, ends_at=TS, reason=STR,
+                             created_at=TS),
+    "OverrideCreate": obj(("user_id", "starts_at", "ends_at"), user_id=ID, starts_at=INSTANT, ends_at=INSTANT,
+                          reason={"type": "string", "maxLength": 500}),
+    "Target": all_required(id=ID, type=enum(TARGET_TYPES), target_id=ID),
+    "TargetCreate": obj(("type", "id"), type=enum(TARGET_TYPES), id=ID),
+    "Level": all_required(id=ID, policy_id=ID, level_number=INT, delay_minutes=INT,
+                          targets=array(ref("Target"))),
+    "LevelCreate": obj((), level_number={"type": "integer", "minimum": 1},
+                       delay_minutes={"type": "integer", "minimum": 0}, targets=array(ref("TargetCreate"))),
+    "LevelUpdate": obj((), level_number={"type": "integer", "minimum": 1},
+                       delay_minutes={"type": "integer", "minimum": 0}),
+    "Policy": all_required(id=ID, name=STR, description=STR, team_id=nullable(ID), repeat_count=INT,
+                           ack_timeout_minutes=nullable(INT),
+                           levels=array(ref("Level")), created_at=TS),
+    "PolicyCreate": obj(("name",), name=NAME, description=TEXT, team_id=nullable(ID),
+                        repeat_count={"type": "integer", "minimum": 0}, ack_timeout_minutes=ACK_TIMEOUT,
+                        levels=array(ref("LevelCreate"))),
+    "PolicyUpdate": obj((), name=NAME, description=TEXT, team_id=nullable(ID),
+                        repeat_count={"type": "integer", "minimum": 0}, ack_timeout_minutes=ACK_TIMEOUT),
+    "Webhook": all_required(
+        url={"type": "string", "description": "where this kind of sender posts"},
+        header={"type": "string", "description": "the header that carries the key"},
+        url_with_key={"type": "string", "description": "the URL with the key as Basic-auth password, for "
+                      "senders that cannot set headers; a placeholder unless the key is shown"},
+        curl=nullable({"type": "string", "description": "a ready-to-run test call (generic sources)"})),
+    "AlertSource": all_required(
+        id=ID, name=STR, kind=enum(SOURCE_KINDS), active=BOOL, policy_id=nullable(ID), team_id=nullable(ID),
+        severity_map={"type": "object", "additionalProperties": enum(SEVERITIES)},
+        masked_key=STR, webhook=ref("Webhook"), last_alert_at=nullable(TS), key_rotated_at=nullable(TS),
+        created_at=TS, updated_at=TS),
+    "AlertSourceCreate": obj(("name",), name=NAME, kind=enum(SOURCE_KINDS), policy_id=nullable(ID),
+                             team_id=nullable(ID), active=BOOL,
+                             severity_map={"type": "object", "additionalProperties": enum(SEVERITIES),
+                                           "description": "sender severity word → PagerPal severity; "
+                                           "'*' sets the default"}),
+    "AlertSourceUpdate": obj((), name=NAME, kind=enum(SOURCE_KINDS), policy_id=nullable(ID),
+                             team_id=nullable(ID), active=BOOL,
+                             severity_map={"type": "object", "additionalProperties": enum(SEVERITIES)}),
+    "Notification": all_required(
+        id=ID, incident_id=nullable(ID), user_id=nullable(ID), channel=enum(CHANNELS), destination=STR,
+        escalation_level=nullable(INT), subject=STR, status=enum(NOTIFICATION_STATUSES), attempts=INT,
+        next_attempt_at=nullable(TS), provider_message_id=nullable(STR), provider_status=nullable(STR),
+        last_error=nullable(STR), created_at=TS, updated_at=TS, sent_at=nullable(TS),
+        delivered_at=nullable(TS)),
+    "Incident": all_required(
+        id=ID, title=STR, description=STR, severity=enum(SEVERITIES), status=enum(STATUSES),
+        alert_source_id=nullable(ID), external_id=nullable(STR), team_id=nullable(ID), policy_id=nullable(ID),
+        assignee=nullable(ref("UserRef")), current_level=INT, escalation_round=INT,
+        next_escalation_at=nullable(TS), unrouted=BOOL, occurrence_count=INT, details=ANY_OBJECT,
+        paging_state={"type": "string", "enum": ["paging", "exhausted", "unrouted", "snoozed", "acknowledged",
+                                                 "resolved"],
+                      "description": "what paging is doing: exhausted = every level paged, nobody acknowledged"},
+        snoozed_until=nullable(TS), snoozed_by_id=nullable(ID),
+        retrigger_at=nullable({**TS, "description": "when this acknowledged incident pages level 1 again "
+                               "(end of its snooze, or the policy's ack timeout)"}),
+        links={"type": "array"}, created_at=TS, updated_at=TS, last_seen_at=TS,
+        acknowledged_at=nullable(TS), acknowledged_by_id=nullable(ID), resolved_at=nullable(TS),
+        resolved_by_id=nullable(ID)),
+    "Event": all_required(id=ID, kind=STR, message=STR, actor=STR, actor_user_id=nullable(ID),
+                          actor_source_id=nullable(ID), recorded_by_id=nullable(ID), detail=ANY_OBJECT,
+                          created_at=TS),
+    "Action": obj((), acting_as=nullable({"type": "integer", "minimum": 1, "description":
+                                          "record the action for this active responder or admin instead of "
+                                          "the caller (the caller is kept as recorded_by_id)"})),
+    "ResolveAction": obj((), acting_as=nullable(ID), note=nullable({"type": "string", "maxLength": 10000})),
+    "ReassignAction": obj(("user_id",), user_id=ID, acting_as=nullable(ID)),
+    "SnoozeAction": obj(("minutes",), minutes={"type": "integer", "minimum": 1, "maximum": 1440,
+                                               "description": "acknowledge for this long, then page level 1 "
+                                               "again unless resolved"}, acting_as=nullable(ID)),
+    "NoteCreate": obj(("text",), text={"type": "string", "minLength": 1, "maxLength": 10000},
+                      acting_as=nullable(ID)),
+    "Job": all_required(
+        name=STR, enabled=BOOL, stale=BOOL, interval_seconds=nullable({"type": "number"}),
+        leader=nullable(all_required(host=STR, pid=nullable(INT))), last_started_at=nullable(TS),
+        last_success_at=nullable(TS), last_error=nullable(STR), last_error_at=nullable(TS),
+        run_count=nullable(INT), last_duration_ms=nullable({"type": "number"}), standby_instances=array(STR)),
+    "ChannelHealth": all_required(channel=enum(CHANNELS), provider=STR, configured=BOOL, missing=array(STR),
+                                  mode=enum(("safe", "live")), summary=STR),
+    "SystemJobs": all_required(items=array(ref("Job")), providers=all_required(
+        sending_enabled=BOOL, mode=enum(("safe", "live")), receipt_token_configured=BOOL,
+        channels=array(ref("ChannelHealth")))),
+    # Ingestion (webhooks blueprint): bodies are the senders' own formats.
+    "GenericAlert": {"type": "object", "required": ["title"], "properties": {
+        "title": STR, "external_id": STR, "severity": STR, "description": STR,
+        "status": {"type": "string", "description": "firing/triggered or resolved"},
+        "details": ANY_OBJECT, "links": {"type": "array"}}},
+    "IngestResult": {"type": "object", "required": ["outcome", "external_id", "incident_id", "message"],
+                     "properties": {"status": STR, "outcome": STR, "external_id": STR,
+                                    "incident_id": nullable(INT), "message": STR, "occurrence_count": INT}},
+    "IngestGroup": {"type": "object", "required": ["status", "counts", "results"], "properties": {
+        "status": STR, "counts": ANY_OBJECT, "results": array(ref("IngestResult")), "sns": ANY_OBJECT,
+        "message": STR}},
+}
+
+
+
+def extended(name: str, **properties) -> dict:
+    """SCHEMAS[name] with more (always present) properties, still closed."""
+    base = copy.deepcopy(SCHEMAS[name])
+    base["properties"].update(properties)
+    base["required"] = base["required"] + list(properties)
+    return base
+
+
+SCHEMAS["AlertSourceWithKey"] = extended("AlertSource", key={"type": "string", "description": "the full key, "
+                                                             "shown only in this response"})
+SCHEMAS["IncidentDetail"] = extended("Incident", timeline=array(ref("Event")),
+                                     notifications=array(ref("Notification")))
