@@ -16,7 +16,13 @@ Everything comes from the environment so the same file serves systemd, Docker an
 
 Access lines are JSON, one per request, with the X-Request-ID the app echoes, so a gunicorn
 line and the app's own log lines for one request share an id. The query string is never
-logged: alert senders that cannot set headers put `?api_key=` there.
+logged: alert senders that cannot set headers put `?api_key=` there. Gunicorn's own messages
+quote raw request lines of malformed requests, so every line it writes passes through
+PagerPal's redaction (pagerpal_core.logs) with the configured secrets.
+
+Serving on a non-loopback address with a SECRET_KEY that could not pass the production check
+(the development default, a published placeholder, a short or patterned key) logs a loud
+warning at startup.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ import tempfile
 import time
 
 from gunicorn.glogging import Logger
+
+from pagerpal_core.logs import JsonFormatter, RedactingFormatter
 
 
 def _env_int(name: str, default: int, minimum: int = 1) -> int:
@@ -82,31 +90,32 @@ def _clip(value, limit: int = 300):
     return value if len(value) <= limit else value[:limit] + "…"
 
 
-class _JsonErrorFormatter(logging.Formatter):
-    """Gunicorn's own messages (boot, worker exits) as JSON lines like the app's."""
+def _pagerpal_settings():
+    """PagerPal's settings as the app will read them, or None when they do not parse
+    (create_app then refuses to start and says why)."""
+    try:
+        from pagerpal_core.settings import Settings
 
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": "gunicorn.error",
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        return Settings.from_env()
+    except Exception:
+        return None
 
 
 class JsonLogger(Logger):
-    """Gunicorn logger writing JSON: one object per access line and per error-log record."""
+    """Gunicorn logger writing JSON: one object per access line and per error-log record.
+
+    Both go through PagerPal's redaction: gunicorn's error log quotes the raw request line
+    of a malformed request, `?api_key=ppk_...` included.
+    """
 
     def setup(self, cfg):
         super().setup(cfg)
+        settings = _pagerpal_settings()
+        secrets = settings.secret_values() if settings else []
         for handler in self.error_log.handlers:
-            handler.setFormatter(_JsonErrorFormatter())
+            handler.setFormatter(JsonFormatter(secrets))
         for handler in self.access_log.handlers:
-            handler.setFormatter(logging.Formatter("%(message)s"))
+            handler.setFormatter(RedactingFormatter(logging.Formatter("%(message)s"), secrets))
 
     def access(self, resp, req, environ, request_time):
         """One JSON line per request; never the query string (it may hold `api_key`)."""
@@ -140,6 +149,34 @@ class JsonLogger(Logger):
 logger_class = JsonLogger
 
 _created_metrics_dir: list[str] = []
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def _public_binds(addresses) -> list[str]:
+    """The bind addresses other machines might reach: not loopback TCP (unix sockets count,
+    as a proxy usually publishes them)."""
+    public = []
+    for address in addresses:
+        address = str(address)
+        host = address.rsplit(":", 1)[0] if not address.startswith("unix:") else address
+        if host not in LOOPBACK_HOSTS and not host.startswith("127."):
+            public.append(address)
+    return public
+
+
+def when_ready(server):
+    """Warn loudly when a weak SECRET_KEY signs sessions on an address others can reach."""
+    from pagerpal_core.settings import secret_key_problem
+
+    settings = _pagerpal_settings()
+    problem = secret_key_problem(settings.secret_key) if settings else None
+    public = _public_binds(server.cfg.bind or [])
+    if problem and public:
+        for _ in range(3):  # hard to miss between the boot lines
+            server.log.warning(f"INSECURE: serving on {', '.join(public)} with a SECRET_KEY anyone can guess "
+                               f"or forge sessions with — {problem}")
 
 
 def on_starting(server):

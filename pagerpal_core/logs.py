@@ -39,6 +39,22 @@ class JsonFormatter(logging.Formatter):
         return redact(json.dumps(entry, default=str, ensure_ascii=False), self.secrets)
 
 
+class RedactingFormatter(logging.Formatter):
+    """Another formatter's finished line, passed through the same redaction as ours.
+
+    For log lines PagerPal does not build itself, e.g. gunicorn's access log, whose
+    records may quote a client's raw request.
+    """
+
+    def __init__(self, inner: logging.Formatter, secrets: list[str] | None = None):
+        super().__init__()
+        self.inner = inner
+        self.secrets = list(secrets or [])
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(self.inner.format(record), self.secrets)
+
+
 def setup_logging(level: str = "INFO", secrets: list[str] | None = None, stream=None) -> None:
     """Send all logging to `stream` (stdout) as JSON lines. Safe to call more than once."""
     root = logging.getLogger()

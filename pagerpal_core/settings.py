@@ -15,6 +15,20 @@ from urllib.parse import urlsplit
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SECRET_KEY = "change-me"
 MIN_SECRET_KEY_LENGTH = 32
+# Every SECRET_KEY value this repository ships, or ever shipped, as a default or an example.
+# Each is public, so whoever knows it can forge sessions: production refuses them all, whatever
+# their length. tests/security/test_secret_key.py checks that every value written in
+# docker-compose.yml, .env.example and README.md is listed here.
+PLACEHOLDER_SECRET_KEYS = frozenset({
+    DEFAULT_SECRET_KEY,  # the development default
+    "placeholder-secret-key-replace-before-real-use",  # docker-compose.yml's default until it required one
+    "<long-random-secret>",  # .env.example
+    "smoke-placeholder-secret-key-not-for-real-use-0123456789",  # scripts/smoke-production, formerly
+})
+# A random key of 32+ characters from any usual alphabet (hex, base64) has far more distinct
+# characters than this; fewer means a typed or patterned value, e.g. "x" * 40.
+MIN_SECRET_KEY_DISTINCT_CHARACTERS = 8
+GENERATE_SECRET_KEY = 'python3 -c "import secrets; print(secrets.token_urlsafe(48))"'
 ENVIRONMENTS = ("development", "test", "production")
 
 
@@ -140,6 +154,36 @@ def _metrics_mode(raw: str, name: str) -> str:
     raise ValueError(f"{name} must be off, open or token:<secret>, got a different value")
 
 
+def _repeats_a_short_unit(text: str) -> bool:
+    """True when `text` is one short run repeated ("secretsecretsecret", "ab-ab-ab-ab")."""
+    return any(all(text[i] == text[i % period] for i in range(len(text)))
+               for period in range(1, len(text) // 2 + 1))
+
+
+def secret_key_problem(key: str) -> str | None:
+    """Why `key` cannot sign production sessions and CSRF tokens, or None.
+
+    Refused: the development default and every placeholder in PLACEHOLDER_SECRET_KEYS,
+    fewer than MIN_SECRET_KEY_LENGTH characters, too few distinct characters, and a short
+    word or pattern repeated to length.
+    """
+    key = key or ""
+    if key.strip() == DEFAULT_SECRET_KEY:
+        return f"SECRET_KEY is the default; generate one: {GENERATE_SECRET_KEY}"
+    if key.strip().lower() in {value.lower() for value in PLACEHOLDER_SECRET_KEYS}:
+        return ("SECRET_KEY is a placeholder published in PagerPal's repository (anyone can forge "
+                f"sessions with it); generate one: {GENERATE_SECRET_KEY}")
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        return f"SECRET_KEY is {len(key)} characters; use a random value of at least {MIN_SECRET_KEY_LENGTH}"
+    distinct = len(set(key))
+    if distinct < MIN_SECRET_KEY_DISTINCT_CHARACTERS:
+        return (f"SECRET_KEY uses only {distinct} distinct characters; it is not random. "
+                f"Generate one: {GENERATE_SECRET_KEY}")
+    if _repeats_a_short_unit(key.lower()):
+        return f"SECRET_KEY is a short word or pattern repeated; generate one: {GENERATE_SECRET_KEY}"
+    return None
+
+
 def _setting(env: str, parser, default: str, secret: bool = False):
     return field(default=None, metadata={"env": env, "parser": parser, "raw_default": default,
                                          "secret": secret})
@@ -251,6 +295,11 @@ class Settings:
         return self.environment == "production"
 
     @property
+    def infobip_configured(self) -> bool:
+        """True when Infobip is set up to send (its receipts endpoint then matters)."""
+        return bool(self.infobip_base_url or self.infobip_api_key)
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
@@ -269,8 +318,12 @@ class Settings:
     def production_problems(self) -> list[str]:
         """What makes this configuration unfit for production (the schema check is separate)."""
         problems = []
-        if self.secret_key == DEFAULT_SECRET_KEY or len(self.secret_key) < MIN_SECRET_KEY_LENGTH:
-            problems.append(f"SECRET_KEY is the default or shorter than {MIN_SECRET_KEY_LENGTH} characters")
+        secret_problem = secret_key_problem(self.secret_key)
+        if secret_problem:
+            problems.append(secret_problem)
+        if self.infobip_configured and not self.infobip_receipt_token:
+            problems.append("INFOBIP_RECEIPT_TOKEN must be set when Infobip is configured: without it anyone "
+                            "can post delivery receipts to /api/v1/notifications/infobip/receipts")
         if not self.session_cookie_secure:
             problems.append("SESSION_COOKIE_SECURE must be true in production (serve over HTTPS)")
         if "*" in self.allowed_origins:

@@ -87,7 +87,7 @@ def test_production_app_starts_when_configured(database_url, tmp_path):
     from pagerpal_web import create_app
 
     app = create_app({"ENVIRONMENT": "production", "ALLOWED_ORIGINS": "https://pagerpal.example.com",
-                      "SESSION_COOKIE_SECURE": "true", "SECRET_KEY": "x" * 40,
+                      "SESSION_COOKIE_SECURE": "true", "SECRET_KEY": "k3Jq9-vT2mXw8Lz0_bNc4RfY7hGs1PdE6uAo5i",
                       "DATABASE_URL": database_url, "PAGERPAL_INSTANCE_PATH": str(tmp_path)})
     assert app.test_client().get("/health").status_code == 200
     from pagerpal_web.extensions import db

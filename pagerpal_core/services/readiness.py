@@ -21,7 +21,7 @@ from pagerpal_core.models import User
 from pagerpal_core.schema import head_revisions
 from pagerpal_core.services.provider_health import provider_health
 from pagerpal_core.services.system import list_job_health
-from pagerpal_core.settings import DEFAULT_SECRET_KEY, MIN_SECRET_KEY_LENGTH, Settings
+from pagerpal_core.settings import Settings, secret_key_problem
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
@@ -55,14 +55,21 @@ def check_environment(settings: Settings) -> Check:
 
 
 def check_secret_key(settings: Settings) -> Check:
-    """SECRET_KEY is not the default and long enough to sign sessions safely."""
-    if settings.secret_key == DEFAULT_SECRET_KEY:
-        return Check("secret_key", FAIL, "SECRET_KEY is the default; set a random value of at least "
-                     f"{MIN_SECRET_KEY_LENGTH} characters")
-    if len(settings.secret_key) < MIN_SECRET_KEY_LENGTH:
-        return Check("secret_key", FAIL, f"SECRET_KEY is {len(settings.secret_key)} characters; "
-                     f"use at least {MIN_SECRET_KEY_LENGTH}")
+    """SECRET_KEY is no published placeholder, long and random enough to sign sessions safely."""
+    problem = secret_key_problem(settings.secret_key)
+    if problem:
+        return Check("secret_key", FAIL, problem)
     return Check("secret_key", OK, f"SECRET_KEY is set ({len(settings.secret_key)} characters)")
+
+
+def check_infobip_receipts(settings: Settings) -> Check:
+    """With Infobip configured, its delivery-receipt endpoint demands INFOBIP_RECEIPT_TOKEN."""
+    if not settings.infobip_configured:
+        return Check("infobip_receipts", OK, "Infobip is not configured")
+    if not settings.infobip_receipt_token:
+        return Check("infobip_receipts", FAIL, "Infobip is configured but INFOBIP_RECEIPT_TOKEN is empty: "
+                     "anyone can post delivery receipts; set it and send it as X-Infobip-Receipt-Token")
+    return Check("infobip_receipts", OK, "delivery receipts require X-Infobip-Receipt-Token")
 
 
 def check_secure_cookies(settings: Settings) -> Check:
@@ -211,6 +218,7 @@ def run_readiness_checks(session: Session, settings: Settings, *, now: datetime)
         check_base_url(settings),
         check_allowed_origins(settings),
         check_providers(settings),
+        check_infobip_receipts(settings),
         check_metrics(settings),
     ]
     database = check_database(session)

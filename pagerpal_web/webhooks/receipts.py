@@ -1,14 +1,16 @@
 """POST /api/v1/notifications/infobip/receipts: Infobip delivery reports.
 
 When INFOBIP_RECEIPT_TOKEN is set, the `X-Infobip-Receipt-Token` header must equal it
-(compared in constant time) or the call gets 401 and changes nothing.
+(compared in constant time) or the call gets 401 and changes nothing. Unset, the endpoint is
+open: production refuses to start that way when Infobip is configured, and elsewhere the
+first receipt logs a warning.
 """
 
 from __future__ import annotations
 
 import logging
 
-from flask import jsonify, request
+from flask import current_app, jsonify, request
 
 from pagerpal_core.logs import log_fields
 from pagerpal_core.security import constant_time_equals
@@ -24,11 +26,21 @@ log = logging.getLogger("pagerpal.receipts")
 TOKEN_HEADER = "X-Infobip-Receipt-Token"
 
 
+def _warn_open_once() -> None:
+    # Once per app (per process in production): a line per receipt would drown the log.
+    if not current_app.extensions.get("pagerpal.receipts_open_warned"):
+        current_app.extensions["pagerpal.receipts_open_warned"] = True
+        log.warning(f"INFOBIP_RECEIPT_TOKEN is not set: anyone can post delivery receipts; set it and have "
+                    f"Infobip send it as {TOKEN_HEADER} (production refuses to start without it)")
+
+
 @bp.post("/notifications/infobip/receipts")
 def infobip_receipts():
     """Apply a delivery-report body; answers counts of what changed."""
     settings = current_settings()
     expected = settings.infobip_receipt_token
+    if not expected:
+        _warn_open_once()
     if expected and not constant_time_equals(request.headers.get(TOKEN_HEADER, ""), expected):
         log.warning("delivery report refused: missing or wrong receipt token")
         return error_response(401, "unauthorized", f"missing or wrong {TOKEN_HEADER}")

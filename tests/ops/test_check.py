@@ -137,6 +137,13 @@ def test_stale_heartbeat_fails(session, database_url, tmp_path):
 
 @pytest.mark.parametrize("changes, name, status", [
     ({"SECRET_KEY": "short"}, "secret_key", FAIL),
+    ({"SECRET_KEY": "placeholder-secret-key-replace-before-real-use"}, "secret_key", FAIL),
+    ({"SECRET_KEY": "x" * 40}, "secret_key", FAIL),
+    ({"SECRET_KEY": "pagerpal" * 5}, "secret_key", FAIL),
+    ({"INFOBIP_BASE_URL": "https://api.infobip.example", "INFOBIP_API_KEY": "infobip-key"},
+     "infobip_receipts", FAIL),
+    ({"INFOBIP_BASE_URL": "https://api.infobip.example", "INFOBIP_API_KEY": "infobip-key",
+      "INFOBIP_RECEIPT_TOKEN": "receipt-token-value"}, "infobip_receipts", OK),
     ({"ALLOWED_ORIGINS": "*"}, "allowed_origins", FAIL),
     ({"ALLOWED_ORIGINS": "http://pagerpal.example.com"}, "allowed_origins", WARN),
     ({"PAGERPAL_BASE_URL": "https://127.0.0.1:8000"}, "base_url", WARN),

@@ -26,7 +26,9 @@ def test_compose_file_is_valid():
     command = compose_command()
     if command is None:
         pytest.skip("neither `docker compose` nor `docker-compose` is installed")
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(PROJECT_ROOT)}
+    # SECRET_KEY has no default: an operator's `.env` gives it (here, the environment).
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(PROJECT_ROOT),
+           "SECRET_KEY": "compose-test-secret-Jx8q2Lr5vN0wT3kZ7bYc9"}
     result = subprocess.run(command + ["--file", "docker-compose.yml", "config"], cwd=PROJECT_ROOT,
                             capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 0, result.stderr
@@ -38,12 +40,23 @@ def test_compose_file_is_valid():
     assert "NOTIFICATION_SENDING_ENABLED: 'false'" in text or 'NOTIFICATION_SENDING_ENABLED: "false"' in text
 
 
+def test_compose_refuses_to_start_without_a_secret_key():
+    command = compose_command()
+    if command is None:
+        pytest.skip("neither `docker compose` nor `docker-compose` is installed")
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(PROJECT_ROOT)}
+    result = subprocess.run(command + ["--file", "docker-compose.yml", "config"], cwd=PROJECT_ROOT,
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode != 0
+    assert "set SECRET_KEY in .env" in result.stderr
+
+
 def test_compose_defaults_hold_placeholders_only():
     text = (PROJECT_ROOT / "docker-compose.yml").read_text()
     assert "placeholder" in text
-    # Every secret comes from the environment or .env, with a placeholder default.
-    for name in ("SECRET_KEY", "POSTGRES_PASSWORD"):
-        assert f"${{{name}:-placeholder" in text
+    # The database password has a placeholder default; SECRET_KEY has none (it is required).
+    assert "${POSTGRES_PASSWORD:-placeholder" in text
+    assert "${SECRET_KEY:?" in text and "${SECRET_KEY:-" not in text
 
 
 def test_procfile_names_the_three_processes():
