@@ -15,9 +15,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from pagerpal_core.db import unique_or_conflict
 from pagerpal_core.errors import Conflict, Invalid, NotFound
 from pagerpal_core.models import EscalationLevel, EscalationPolicy, EscalationTarget, Schedule, Team, User
 from pagerpal_core.models.escalation import TARGET_TYPES
@@ -72,13 +72,9 @@ def create_policy(session: Session, *, name: str, description: str = "", team: T
     policy = EscalationPolicy(name=name, description=description, team_id=team.id if team else None,
                               repeat_count=repeat_count, ack_timeout_minutes=ack_timeout_minutes,
                               created_at=now or utcnow())
-    try:
-        with session.begin_nested():
-            session.add(policy)
-            session.flush()
-    except IntegrityError:
-        raise Conflict(f"an escalation policy named {name} already exists",
-                       fields={"name": "already in use"}) from None
+    with unique_or_conflict(session, f"an escalation policy named {name} already exists",
+                            fields={"name": "already in use"}):
+        session.add(policy)
     for i, spec in enumerate(levels or []):
         if not isinstance(spec, dict):
             raise Invalid("invalid escalation policy", fields={f"levels[{i}]": "must be an object"})
@@ -111,25 +107,17 @@ def update_policy(session: Session, policy: EscalationPolicy, *, name=UNSET, des
         found = lookup(session, Team, team, "team_id", errors, label="team") if team is not None else None
         values["team_id"] = found.id if found else None
     raise_if(errors, "invalid escalation policy")
-    try:
-        with session.begin_nested():
-            for key, value in values.items():
-                setattr(policy, key, value)
-            session.flush()
-    except IntegrityError:
-        raise Conflict(f"an escalation policy named {values.get('name')} already exists",
-                       fields={"name": "already in use"}) from None
+    with unique_or_conflict(session, f"an escalation policy named {values.get('name')} already exists",
+                            fields={"name": "already in use"}):
+        for key, value in values.items():
+            setattr(policy, key, value)
     return policy
 
 
 def delete_policy(session: Session, policy: EscalationPolicy) -> None:
     """Delete a policy with its levels; refused while alert sources or incidents use it."""
-    try:
-        with session.begin_nested():
-            session.delete(policy)
-            session.flush()
-    except IntegrityError:
-        raise Conflict(f"escalation policy {policy.name} is used by alert sources or incidents") from None
+    with unique_or_conflict(session, f"escalation policy {policy.name} is used by alert sources or incidents"):
+        session.delete(policy)
 
 
 # --- levels ------------------------------------------------------------------------------
@@ -163,13 +151,9 @@ def add_level(session: Session, policy: EscalationPolicy, *, level_number: int |
         level_number = session.scalar(select(func.coalesce(func.max(EscalationLevel.level_number), 0) + 1)
                                       .where(EscalationLevel.policy_id == policy.id))
     level = EscalationLevel(policy_id=policy.id, level_number=level_number, delay_minutes=delay_minutes)
-    try:
-        with session.begin_nested():
-            session.add(level)
-            session.flush()
-    except IntegrityError:
-        raise Conflict(f"policy {policy.name} already has a level {level_number}",
-                       fields={"level_number": "already used in this policy"}) from None
+    with unique_or_conflict(session, f"policy {policy.name} already has a level {level_number}",
+                            fields={"level_number": "already used in this policy"}):
+        session.add(level)
     for kind, target_id in keys:
         session.add(EscalationTarget(level_id=level.id, target_type=kind, **{f"{kind}_id": target_id}))
     session.flush()
@@ -189,14 +173,10 @@ def update_level(session: Session, level: EscalationLevel, *, level_number=UNSET
         values["delay_minutes"] = clean_int(delay_minutes, "delay_minutes", errors, minimum=0,
                                             maximum=MAX_DELAY_MINUTES)
     raise_if(errors, "invalid escalation level")
-    try:
-        with session.begin_nested():
-            for key, value in values.items():
-                setattr(level, key, value)
-            session.flush()
-    except IntegrityError:
-        raise Conflict(f"the policy already has a level {values.get('level_number')}",
-                       fields={"level_number": "already used in this policy"}) from None
+    with unique_or_conflict(session, f"the policy already has a level {values.get('level_number')}",
+                            fields={"level_number": "already used in this policy"}):
+        for key, value in values.items():
+            setattr(level, key, value)
     return level
 
 
