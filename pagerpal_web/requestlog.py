@@ -15,6 +15,12 @@ log = logging.getLogger("pagerpal.access")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 
 
+def _loggable_path() -> str:
+    """The path with a `<token>` segment masked: heartbeat ping URLs and action links are secrets."""
+    token = (request.view_args or {}).get("token")
+    return request.path.replace(token, "…") if isinstance(token, str) and token else request.path
+
+
 def init_app(app: Flask) -> None:
     @app.before_request
     def assign_request_id():
@@ -31,7 +37,7 @@ def init_app(app: Flask) -> None:
         started = g.get("request_started")
         # The query string is left out: `?api_key=` must never reach a log line.
         log.info("request", extra=log_fields(
-            method=request.method, path=request.path, status=response.status_code,
+            method=request.method, path=_loggable_path(), status=response.status_code,
             duration_ms=round((time.perf_counter() - started) * 1000, 2) if started else None,
             remote=request.remote_addr))
         return response

@@ -6,9 +6,12 @@ from sqlalchemy.orm import selectinload
 
 from pagerpal_core.models import EscalationLevel, EscalationPolicy, EscalationTarget
 from pagerpal_core.services import escalation_policies as svc
+from pagerpal_core.services.simulate import Simulation, simulate_policy
+from pagerpal_core.services.validation import raise_if
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.api import bp
-from pagerpal_web.api.common import body_fields, check_types, created, no_content, paginate, ts
+from pagerpal_web.api.common import body_fields, check_types, created, no_content, paginate, query_instant, ts
+from pagerpal_web.api.users import user_ref
 from pagerpal_web.extensions import db
 
 POLICY_FIELDS = {"name", "description", "team_id", "repeat_count", "ack_timeout_minutes", "levels"}
@@ -144,3 +147,26 @@ def delete_target(policy_id: int, level_id: int, target_id: int):
     svc.remove_target(db.session, _level(policy_id, level_id), target_id)
     db.session.commit()
     return no_content()
+
+
+# --- simulation: who would be paged at T ------------------------------------------------
+
+def serialize_simulation(simulation: Simulation) -> dict:
+    at = simulation.at
+    return {"policy_id": simulation.policy.id, "at": ts(at), "levels": [
+        {"level_number": level.level_number, "delay_minutes": level.delay_minutes, "reaches": [
+            {"user": user_ref(r.user), "reason": r.reason, "via": r.via,
+             "schedule_id": r.schedule.id if r.schedule else None, "team_id": r.team.id if r.team else None,
+             "until": ts(r.until), "until_local": r.until_local(at), "explanation": r.explain(at)}
+            for r in level.reaches]}
+        for level in simulation.levels]}
+
+
+@bp.get("/escalation-policies/<int:policy_id>/simulate")
+def simulate_escalation_policy(policy_id: int):
+    """Who each level would page at `?at=` (ISO-8601; now when absent), and why each person."""
+    policy = svc.get_policy(db.session, policy_id)
+    errors: dict = {}
+    at = query_instant("at", errors)
+    raise_if(errors, "invalid instant")
+    return jsonify(serialize_simulation(simulate_policy(db.session, policy, at or utcnow())))

@@ -248,6 +248,22 @@ def management_paths() -> dict:
     paths["/notifications/{notification_id}/retry"] = {"post": op(
         "Retry a failed page", "notifications", role="responder", schema=ref("Notification"),
         errors=("404", "409"), description="Only failed, exhausted or undeliverable notifications.")}
+    # heartbeat monitors
+    heartbeats = crud("/heartbeats", "heartbeats", "heartbeat", create="HeartbeatCreate", update="HeartbeatUpdate",
+                      schema="Heartbeat", list_schema=list_of("Heartbeat"), list_query=())
+    heartbeats["/heartbeats"]["post"]["responses"]["201"]["content"] = _json(ref("HeartbeatWithToken"))
+    heartbeats["/heartbeats"]["post"]["description"] = (
+        "The response's `token` and `ping_url` are shown this once. A monitor pages its escalation policy "
+        "when no ping arrives within interval + grace after the last one (a new monitor waits for its "
+        "first ping).\n\n" + heartbeats["/heartbeats"]["post"]["description"])
+    heartbeats["/heartbeats/{heartbeat_id}"]["delete"]["responses"].pop("409")
+    paths.update(heartbeats)
+    # who would be paged at T
+    paths["/escalation-policies/{policy_id}/simulate"] = {"get": op(
+        "Who each level would page at an instant, and why", "escalation-policies", schema=ref("Simulation"),
+        query=AT, errors=("404",), description="For each level: its delay and the people it reaches at `at` "
+        "(now when absent), each with the reason: named on the level, or on call by rotation turn, "
+        "scheduled shift or override (with when it ends), directly or through a team.")}
     # system
     paths["/system/jobs"] = {"get": op("Worker jobs and delivery channels", "system",
                                        schema=ref("SystemJobs"))}
@@ -318,6 +334,17 @@ def ingestion_paths() -> dict:
                       **{s: _error(s) for s in ("400", "401", "404", "413")},
                       "422": {"description": "Not used: a malformed inbound body is a 400",
                               "content": _json(ref("Error"))}}}}
+    ping = {"summary": "Ping a heartbeat monitor (its token is the only credential)", "tags": ["ingestion"],
+            "security": [], "description": "GET works as well as POST, for `curl URL` in a cron line. "
+            "An unknown token is a 404 and writes nothing; a monitor pinged too often gets a 429.",
+            "responses": {"200": {"description": "Ping recorded; a missed monitor's incident is resolved",
+                                  "content": _json(ref("HeartbeatPing"))},
+                          "404": {"description": "No monitor has this token; nothing was written",
+                                  "content": _json(ref("Error"))},
+                          "429": {"description": "This monitor is pinged too often", "content": _json(ref("Error")),
+                                  "headers": {"Retry-After": {"schema": STR}}}}}
+    paths["/heartbeats/{token}/ping"] = {"get": ping, "post": copy.deepcopy(ping), "parameters": [
+        {"name": "token", "in": "path", "required": True, "schema": STR}]}
     return paths
 
 

@@ -10,9 +10,11 @@ import copy
 
 from pagerpal_core.models.alert_sources import SOURCE_KINDS
 from pagerpal_core.models.escalation import TARGET_TYPES
+from pagerpal_core.models.heartbeats import HEARTBEAT_STATES
 from pagerpal_core.models.incidents import SEVERITIES, STATUSES
 from pagerpal_core.models.notifications import NOTIFICATION_STATUSES
 from pagerpal_core.models.users import CHANNELS, ROLES
+from pagerpal_core.services.heartbeats import MAX_GRACE_SECONDS, MAX_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS
 
 # --- schema building blocks ----------------------------------------------------------------
 
@@ -74,6 +76,15 @@ INSTANT = {"type": "string", "format": "date-time", "description": "ISO-8601; Z 
 ACK_TIMEOUT = nullable({"type": "integer", "minimum": 1, "maximum": 10080,
                         "description": "minutes after an acknowledge until an unresolved incident pages again; "
                                        "null: never"})
+
+HEARTBEAT_FIELDS = {
+    "name": NAME,
+    "interval_seconds": {"type": "integer", "minimum": MIN_INTERVAL_SECONDS, "maximum": MAX_INTERVAL_SECONDS,
+                         "description": "a ping is expected this often"},
+    "grace_seconds": {"type": "integer", "minimum": 0, "maximum": MAX_GRACE_SECONDS,
+                      "description": "slack after the interval before the monitor counts as missed"},
+    "escalation_policy_id": ID,
+}
 
 SCHEMAS = {
     "Error": all_required(error=obj(
@@ -211,7 +222,34 @@ SCHEMAS = {
                                   mode=enum(("safe", "live")), summary=STR),
     "SystemJobs": all_required(items=array(ref("Job")), providers=all_required(
         sending_enabled=BOOL, mode=enum(("safe", "live")), receipt_token_configured=BOOL,
-        channels=array(ref("ChannelHealth")))),
+        channels=array(ref("ChannelHealth"))),
+        watchdog=nullable(ref("Watchdog"))),
+    # Heartbeat monitors, the policy simulator and the escalation watchdog.
+    "Heartbeat": all_required(
+        id=ID, name=STR, interval_seconds=INT, grace_seconds=INT, escalation_policy_id=ID,
+        state={"type": "string", "enum": list(HEARTBEAT_STATES),
+               "description": "new: never pinged; up: pinging on time; down: missed, its incident opened"},
+        masked_token=STR, last_ping_at=nullable(TS), expected_by=nullable(TS), down_since=nullable(TS),
+        ping_count=INT, incident_id=nullable(ID), created_at=TS, updated_at=TS),
+    "HeartbeatCreate": obj(("name", "interval_seconds", "escalation_policy_id"), **HEARTBEAT_FIELDS),
+    "HeartbeatUpdate": obj((), **HEARTBEAT_FIELDS),
+    "HeartbeatPing": all_required(status=STR, heartbeat=STR, state=enum(HEARTBEAT_STATES),
+                                  expected_by=nullable(TS), resolved_incident_id=nullable(ID)),
+    "Reach": all_required(
+        user=ref("UserRef"), reason=enum(("user", "override", "entry", "rotation", "unknown")), via=STR,
+        schedule_id=nullable(ID), team_id=nullable(ID),
+        until=nullable({"type": "string", "format": "date-time", "description": "when the override, entry or "
+                        "rotation turn that puts them there ends"}),
+        until_local=nullable({"type": "string", "description": "`until` on the schedule's clock"}),
+        explanation={"type": "string", "description": "e.g. \"override until 13:00 CET, schedule primary\""}),
+    "SimulatedLevel": all_required(level_number=INT, delay_minutes=INT, reaches=array(ref("Reach"))),
+    "Simulation": all_required(policy_id=ID, at=TS, levels=array(ref("SimulatedLevel"))),
+    "Watchdog": all_required(
+        checked_at=TS, healthy=BOOL, overdue_escalations=INT, overdue_incident_ids=array(ID),
+        oldest_overdue_seconds={"type": "number"}, stuck_notifications=INT, stuck_notification_ids=array(ID),
+        stale_jobs=array(STR), ping=nullable({"type": "string", "description": "the outside ping's HTTP status, "
+                                              "or error: <kind>; null when not pinged"}),
+        report_stale=BOOL, problems=array(STR)),
     # Ingestion (webhooks blueprint): bodies are the senders' own formats.
     "GenericAlert": {"type": "object", "required": ["title"], "properties": {
         "title": STR, "external_id": STR, "severity": STR, "description": STR,
@@ -237,5 +275,8 @@ def extended(name: str, **properties) -> dict:
 
 SCHEMAS["AlertSourceWithKey"] = extended("AlertSource", key={"type": "string", "description": "the full key, "
                                                              "shown only in this response"})
+SCHEMAS["HeartbeatWithToken"] = extended(
+    "Heartbeat", token={"type": "string", "description": "the ping token, shown only in this response"},
+    ping_url={"type": "string", "description": "POST or GET it to ping; shown only in this response"})
 SCHEMAS["IncidentDetail"] = extended("Incident", timeline=array(ref("Event")),
                                      notifications=array(ref("Notification")))

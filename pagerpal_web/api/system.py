@@ -4,6 +4,7 @@ from flask import jsonify
 
 from pagerpal_core.services.provider_health import provider_health_report
 from pagerpal_core.services.system import list_job_health
+from pagerpal_core.services.watchdog import read_watchdog_report
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.api import bp
 from pagerpal_web.api.common import settings, ts
@@ -25,6 +26,9 @@ def serialize_job(health) -> dict:
 
 @bp.get("/system/jobs")
 def system_jobs():
-    """Each worker step's last run, leader and stale flag, plus which channels can send."""
-    jobs = list_job_health(db.session, now=utcnow())
-    return jsonify(items=[serialize_job(h) for h in jobs], providers=provider_health_report(settings()))
+    """Each worker step's last run, leader and stale flag, which channels can send, and the watchdog's findings."""
+    now = utcnow()
+    jobs = list_job_health(db.session, now=now)
+    watchdog = read_watchdog_report(db.session, now=now, poll_interval=settings().worker_poll_interval)
+    return jsonify(items=[serialize_job(h) for h in jobs], providers=provider_health_report(settings()),
+                   watchdog=watchdog.as_dict() if watchdog else None)

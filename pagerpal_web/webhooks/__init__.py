@@ -9,6 +9,7 @@ API_PREFIX = "/api/v1"
 # Endpoint modules register on import (one line each).
 from pagerpal_web.webhooks import (
     alerts,  # noqa: E402,F401
+    heartbeat_pings,  # noqa: E402,F401
     inbound,  # noqa: E402,F401
     receipts,  # noqa: E402,F401
 )

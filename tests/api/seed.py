@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import update
 
 from pagerpal_core.models import Incident, Notification, User
-from pagerpal_core.services import alert_sources, escalation_policies, schedules, teams
+from pagerpal_core.services import alert_sources, escalation_policies, heartbeats, schedules, teams
 from pagerpal_core.services.incidents import add_note
 from pagerpal_web.extensions import db
 from tests.factories import make_user
@@ -52,11 +52,13 @@ def seed(app, *, admin_email: str | None = None) -> dict:
         notification = Notification(incident_id=incident.id, user_id=person.id, channel="email",
                                     destination="p@example.test", status="failed", subject="s", body="b")
         session.add(notification)
+        heartbeat = heartbeats.create_heartbeat(session, name="Fuzz heartbeat", interval_seconds=60,
+                                                escalation_policy_id=policy.id, now=now).monitor
         session.commit()
         return {
             "user_id": person.id, "method_id": person.contact_methods[0].id, "team_id": team.id,
             "schedule_id": schedule.id, "entry_id": entry.id, "override_id": override.id,
             "rotation_id": rotation.id, "participant_id": rotation.participants[0].id, "policy_id": policy.id,
             "level_id": level.id, "target_id": level.targets[0].id, "source_id": source.id,
-            "incident_id": incident.id, "notification_id": notification.id,
+            "incident_id": incident.id, "notification_id": notification.id, "heartbeat_id": heartbeat.id,
         }
