@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from pagerpal_core.errors import DomainError, RateLimited
+from pagerpal_core.errors import DomainError, Invalid, RateLimited
 from pagerpal_web.extensions import db
 
 log = logging.getLogger("pagerpal.web")
@@ -39,6 +39,24 @@ def domain_error_response(exc: DomainError):
                           headers=headers)
 
 
+# Where api/common.py holds an API body's field errors while the service checks the rest (see
+# its `body_fields`): any refusal or failure of the request then answers all of them at once.
+PENDING_BODY_ERRORS = "pending_body_errors"
+
+
+def pending_body_refusal(exc: Exception):
+    """The one 422 naming every bad field, when the API body had errors held back; else None.
+
+    The service's own field errors (when it refused too) are merged in. An exception of any
+    other kind is what the held-back values caused, and the 422 already explains it.
+    """
+    pending = g.get(PENDING_BODY_ERRORS) if is_api_request() else None
+    if not pending:
+        return None
+    fields = {**(exc.fields if isinstance(exc, Invalid) else {}), **pending}
+    return error_response(422, Invalid.code, "invalid request body", fields=fields)
+
+
 def _html_error(status: int, title: str, message: str):
     return render_template("error.html", status=status, title=title, message=message), status
 
@@ -47,6 +65,9 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def handle_domain_error(exc: DomainError):
         db.session.rollback()
+        refusal = pending_body_refusal(exc)
+        if refusal is not None:
+            return refusal
         if is_api_request():
             return domain_error_response(exc)
         return _html_error(exc.status, exc.code.replace("_", " ").title(), exc.message)
@@ -75,6 +96,10 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception):
         db.session.rollback()
+        refusal = pending_body_refusal(exc)
+        if refusal is not None:
+            log.info("request refused for its body errors", extra={"fields": {"error": type(exc).__name__}})
+            return refusal
         log.exception("unhandled error")
         if is_api_request():
             return error_response(500, "internal_error", "internal error; see the server log")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import g, jsonify, request, url_for
+from flask import g, has_request_context, jsonify, request, url_for
+from sqlalchemy import event
 
 from pagerpal_core.errors import Invalid, NotFound
 from pagerpal_core.services.validation import text_problem  # noqa: F401 - API modules import it from here
@@ -10,6 +11,8 @@ from pagerpal_core.timeutil import isoformat, parse_iso
 from pagerpal_web.api import bp
 from pagerpal_web.bodies import request_json
 from pagerpal_web.config import settings  # noqa: F401 - API modules import it from here
+from pagerpal_web.errors import PENDING_BODY_ERRORS, error_response
+from pagerpal_web.extensions import db
 
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
@@ -58,26 +61,59 @@ def _unstorable_values(value, path: str, errors: dict) -> None:
             _unstorable_values(item, f"{path}[{i}]", errors)
 
 
+def hold_field_errors(data: dict, errors: dict) -> None:
+    """Hold `errors` back until the service has checked the body's other values: one 422 names all.
+
+    The offending keys leave `data`, so the service sees only values of the right shape and
+    reports its own problems (a role that does not exist, a bad time zone) for the rest.
+    Whatever happens next answers with every held error: the service's refusal is merged
+    into them (pagerpal_web.errors.pending_body_refusal), and a service that accepts what
+    is left is stopped at the commit (`refuse_commit_with_held_errors`), so nothing is written.
+    """
+    if not errors:
+        return
+    held = g.setdefault(PENDING_BODY_ERRORS, {})
+    for name, problem in errors.items():
+        held.setdefault(name, problem)
+        data.pop(name.split(".", 1)[0].split("[", 1)[0], None)
+
+
+@event.listens_for(db.session, "before_commit")
+def refuse_commit_with_held_errors(session) -> None:
+    """A request whose body had field errors never commits, even when the service accepted the rest."""
+    if has_request_context() and g.get(PENDING_BODY_ERRORS):
+        raise Invalid("invalid request body", fields=dict(g.get(PENDING_BODY_ERRORS)))
+
+
+@bp.after_request
+def refuse_success_with_held_errors(response):
+    """A view that neither failed nor committed (a read with a body) still answers the held errors."""
+    if response.status_code < 400 and g.get(PENDING_BODY_ERRORS):
+        return error_response(422, Invalid.code, "invalid request body", fields=dict(g.get(PENDING_BODY_ERRORS)))
+    return response
+
+
 def body_fields(allowed, *, required: bool = True, needed=()) -> dict:
-    """The JSON body restricted to `allowed` keys: unknown keys and missing `needed` ones are a 422.
+    """The JSON body restricted to `allowed` keys; unknown keys and missing `needed` ones are field errors.
 
     Only keys the client sent are returned, so update views can pass them on as "change
-    exactly these" (absent keys stay as they are).
+    exactly these" (absent keys stay as they are). Field errors are held, not raised at
+    once (see hold_field_errors), so the answer names every bad field in one 422.
     """
     data = json_body(required=required)
     errors = {name: "unknown field" for name in sorted(set(data) - set(allowed))}
     errors.update({name: "is required" for name in needed if name not in data})
     _unstorable_values(data, "", errors)
-    if errors:
-        raise Invalid("invalid request body", fields=errors)
+    hold_field_errors(data, errors)
     return data
 
 
 def check_types(data: dict, **types) -> None:
-    """422 for any present key whose value is not of the given JSON type ("string", "integer", ...).
+    """A field error for any present key whose value is not of the given JSON type ("string", "integer", ...).
 
     A type may end in "?" to allow null. Services validate meaning; this only keeps
-    values of the wrong JSON type from reaching them.
+    values of the wrong JSON type from reaching them. Errors are held (hold_field_errors)
+    so the 422 also names what the service finds wrong with the other fields.
     """
     checks = {
         "string": lambda v: isinstance(v, str),
@@ -98,8 +134,7 @@ def check_types(data: dict, **types) -> None:
         if not checks[kind](value):
             article = "an" if kind[0] in "aeiou" else "a"
             errors[key] = f"must be {article} {kind}" + (" or null" if nullable else "")
-    if errors:
-        raise Invalid("invalid request body", fields=errors)
+    hold_field_errors(data, errors)
 
 
 def current_api_user():
