@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, Float, ForeignKey, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from pagerpal_core.db import Base, JSONType, UTCDateTime
@@ -38,6 +38,10 @@ class AlertSource(Base):
     rate_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_alert_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     key_rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Bumped by every change to what ingestion caches per process (key, active, routing, severity
+    # map, name): the statement that takes the token checks it, so a cached copy that went out
+    # of date is refused on the very next request, not when the cache entry expires.
+    config_version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -67,6 +67,15 @@ def mask_key(suffix: str) -> str:
     return f"{KEY_PREFIX}…{suffix}"
 
 
+def _mark_changed(source: AlertSource, now: datetime) -> None:
+    # Web processes cache sources for a moment (services/source_cache.py); the new version
+    # makes every cached copy fail its check on the next alert, so the change takes effect
+    # at once. An SQL increment, so two concurrent edits both count.
+    source.updated_at = now
+    if source.id is not None:
+        source.config_version = AlertSource.config_version + 1
+
+
 def _apply_key(source: AlertSource, key: str) -> None:
     source.key_hash = hash_key(key)
     source.key_suffix = key[-SUFFIX_LENGTH:]
@@ -179,7 +188,7 @@ def rename_alert_source(session: Session, source: AlertSource, name: str, *, now
     with unique_or_conflict(session, f"an alert source named {name.strip()!r} already exists",
                             fields={"name": "already in use"}):
         source.name = name.strip()
-        source.updated_at = now
+        _mark_changed(source, now)
     return source
 
 
@@ -201,7 +210,7 @@ def update_alert_source(session: Session, source: AlertSource, *, now: datetime,
         changes["severity_map"] = normalise_severity_map(changes["severity_map"])
     for attr, value in changes.items():
         setattr(source, attr, value)
-    source.updated_at = now
+    _mark_changed(source, now)
     session.flush()
     return source
 
@@ -210,7 +219,7 @@ def set_alert_source_active(session: Session, source: AlertSource, active: bool,
                             now: datetime) -> AlertSource:
     """Activate or deactivate: an inactive source's key is refused with 403."""
     source.active = bool(active)
-    source.updated_at = now
+    _mark_changed(source, now)
     session.flush()
     return source
 
@@ -230,7 +239,7 @@ def regenerate_alert_source_key(session: Session, source: AlertSource, *, now: d
     key = new_source_key()
     _apply_key(source, key)
     source.key_rotated_at = now
-    source.updated_at = now
+    _mark_changed(source, now)
     session.flush()
     return IssuedKey(source=source, key=key)
 

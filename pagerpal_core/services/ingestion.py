@@ -5,6 +5,14 @@ open incident per (source, external id); a trigger is an INSERT ... ON CONFLICT 
 NOTHING whose conflict target repeats that index's predicate exactly, so concurrent
 identical alerts — in any number of web processes — produce one incident, and the
 losers count themselves on it with one UPDATE. There is no read-then-write anywhere.
+
+The hot path is the repeat: during an alert storm nearly every alert counts on an open
+incident. A trigger therefore tries the counting UPDATE first, and on PostgreSQL that
+UPDATE and the request's rate-limit token travel as one statement (a data-modifying CTE):
+one round trip between BEGIN and COMMIT, Core statements compiled once, no ORM object
+loaded for the source or the incident. Only a new incident loads its row and pages.
+Batched webhooks (Grafana, Alertmanager) count all their repeats with one statement and
+open all their new incidents with a second (see `_apply_batch`).
 """
 
 from __future__ import annotations
@@ -13,18 +21,26 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import Select, bindparam, exists, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from pagerpal_core.db import UTCDateTime, is_postgres
-from pagerpal_core.errors import Conflict
-from pagerpal_core.logs import log_fields
+from pagerpal_core.errors import Conflict, RateLimited
 from pagerpal_core.models import AlertSource, Incident
 from pagerpal_core.models.incidents import OPEN_INCIDENT_PREDICATE, OPEN_STATUSES
 from pagerpal_core.payloads.common import ACKNOWLEDGE, IGNORE, RESOLVE, TRIGGER, AlertEvent
 from pagerpal_core.services import incidents as incident_actions
 from pagerpal_core.services.alert_sources import map_severity
+from pagerpal_core.services.rate_limit import (
+    TAKE_TOKEN,
+    BucketResult,
+    SourceChanged,
+    TokenBucket,
+    explain_refusal,
+    take_token,
+)
+from pagerpal_core.services.source_cache import SourceSnapshot
 from pagerpal_core.services.timeline import record_event
 
 log = logging.getLogger("pagerpal.ingestion")
@@ -39,6 +55,10 @@ ALREADY_ACKNOWLEDGED = "already_acknowledged"
 IGNORED = "ignored"                 # a state PagerPal records but does not act on
 
 TEST_ALERT_EXTERNAL_ID = "pagerpal-test-alert"
+
+# What ingestion accepts as "the source": the ORM row, or the per-process snapshot the web
+# authenticated against (services/source_cache.py).
+SourceLike = AlertSource | SourceSnapshot
 
 
 @dataclass
@@ -72,37 +92,105 @@ def should_note_repeat(occurrence_count: int) -> bool:
     return occurrence_count == 1
 
 
-def ingest_events(session: Session, source: AlertSource, events: list[AlertEvent], *, now: datetime,
-                  base_url: str) -> list[IngestResult]:
+def ingest_events(session: Session, source: SourceLike, events: list[AlertEvent], *, now: datetime,
+                  base_url: str, bucket: TokenBucket | None = None) -> list[IngestResult]:
     """Apply every event of one request in the caller's transaction; results in input order.
+
+    `source` is the AlertSource or the SourceSnapshot the request authenticated as. With
+    `bucket`, the request also spends one token of the source's rate limit in the same
+    transaction, checked against the snapshot: RateLimited (the caller rolls back; nothing
+    it wrote stays) or SourceChanged (the source was changed since it was read: roll back,
+    authenticate again). Without it (test alerts, internal callers) no token is taken.
 
     Events are applied sorted by external id so two requests carrying the same alerts in
     different orders lock their incident rows in the same order (no deadlock).
     """
+    run = _Run(session, source, now=now, base_url=base_url, bucket=bucket,
+               postgres=is_postgres(session), single=len(events) == 1)
     order = sorted(range(len(events)), key=lambda i: events[i].external_id)
     results: list[IngestResult | None] = [None] * len(events)
-    for i in order:
-        results[i] = ingest_event(session, source, events[i], now=now, base_url=base_url)
+    if run.postgres and len(events) > 1:
+        results = _apply_batch(run, events, order)
+    else:
+        for i in order:
+            results[i] = _apply(run, events[i])
+    if bucket is not None and not run.token_taken:
+        # Last statement before the commit: the source row is locked only for the commit, so
+        # paging a new incident never holds up the other alerts of its source.
+        result = take_token(session, source.id, now=now, capacity=bucket.capacity,
+                            refill_per_second=bucket.refill_per_second, expect=source)
+        if not result.allowed:
+            raise _rate_limited(source, result)
     return results
 
 
-def ingest_event(session: Session, source: AlertSource, event: AlertEvent, *, now: datetime,
+def ingest_event(session: Session, source: SourceLike, event: AlertEvent, *, now: datetime,
                  base_url: str) -> IngestResult:
     """Apply one event: open or count (trigger), resolve, acknowledge, or record (ignore)."""
+    return _apply(_Run(session, source, now=now, base_url=base_url, bucket=None, postgres=is_postgres(session),
+                       single=True), event)
+
+
+def rate_limited_error(source_name: str, retry_after: int) -> RateLimited:
+    """The 429 for a source over its rate limit."""
+    return RateLimited(f"alert source {source_name!r} is over its rate limit; retry in {retry_after} s",
+                       retry_after=retry_after)
+
+
+def _rate_limited(source: SourceLike, result: BucketResult) -> RateLimited:
+    error = rate_limited_error(source.name, result.retry_after)
+    error.wait = result.wait  # how long no token is coming, unrounded (the web remembers it)
+    return error
+
+
+@dataclass
+class _Run:
+    """One request's ingestion: where it runs and whether its token is taken yet."""
+
+    session: Session
+    source: SourceLike
+    now: datetime
+    base_url: str
+    bucket: TokenBucket | None
+    postgres: bool
+    single: bool
+    token_taken: bool = False
+    _source_row: AlertSource | None = None
+
+    def source_row(self) -> AlertSource:
+        """The source as an ORM object (the timeline's actor); loaded only when needed."""
+        if isinstance(self.source, AlertSource):
+            return self.source
+        if self._source_row is None:
+            self._source_row = self.session.get(AlertSource, self.source.id)
+            if self._source_row is None:  # deleted since the request authenticated
+                raise SourceChanged(self.source.id)
+        return self._source_row
+
+
+def _apply_batch(run: _Run, events: list[AlertEvent], order: list[int]) -> list[IngestResult]:
+    results: list[IngestResult | None] = [None] * len(events)
+    for i in order:
+        results[i] = _apply(run, events[i])
+    return results
+
+
+def _apply(run: _Run, event: AlertEvent) -> IngestResult:
     if event.action == TRIGGER:
-        return _trigger(session, source, event, now=now, base_url=base_url)
+        return _trigger(run, event)
     if event.action == RESOLVE:
-        return _resolve(session, source, event, now=now)
+        return _resolve(run, event)
     if event.action == ACKNOWLEDGE:
-        return _acknowledge(session, source, event, now=now)
+        return _acknowledge(run, event)
     if event.action == IGNORE:
-        return _ignore(session, source, event, now=now)
+        return _ignore(run, event)
     raise ValueError(f"unknown alert action {event.action!r}")
 
 
-# --- trigger: insert or count ------------------------------------------------------------
+# --- trigger: count or insert ------------------------------------------------------------
 
 _incidents = Incident.__table__
+_now = bindparam("now", type_=UTCDateTime)
 
 
 def _insert_if_no_open(dialect_insert):
@@ -131,10 +219,24 @@ COUNT_REPEAT = (
            text(OPEN_INCIDENT_PREDICATE))
     .values(occurrence_count=_incidents.c.occurrence_count + 1,
             repeats_unlogged=_incidents.c.repeats_unlogged + 1,
-            last_seen_at=bindparam("now", type_=UTCDateTime),
-            updated_at=bindparam("now", type_=UTCDateTime))
+            last_seen_at=_now, updated_at=_now)
     .returning(_incidents.c.id, _incidents.c.occurrence_count, _incidents.c.repeats_unlogged)
 )
+
+
+def _count_and_take() -> Select:
+    # Named SQL (PostgreSQL): a repeat in one round trip. `rep` counts the occurrence on the
+    # open incident; `tok` takes the request's rate-limit token — only when there was an
+    # incident to count on (a new incident takes its token after paging, see ingest_events)
+    # and only while the source still has the key, active flag and version the request
+    # authenticated with. No row: no open incident. tokens NULL: refused, roll back.
+    rep = COUNT_REPEAT.cte("rep")
+    tok = TAKE_TOKEN["postgresql", True].where(exists(select(rep.c.id))).cte("tok")
+    return select(rep.c.id, rep.c.occurrence_count, rep.c.repeats_unlogged,
+                  select(tok.c.rate_tokens).scalar_subquery().label("tokens"))
+
+
+COUNT_AND_TAKE_TOKEN = _count_and_take()
 
 # Named SQL: take `logged` repeats off the unlogged count once they are on the timeline.
 MARK_REPEATS_LOGGED = (
@@ -143,9 +245,47 @@ MARK_REPEATS_LOGGED = (
 )
 
 
-def _trigger(session: Session, source: AlertSource, event: AlertEvent, *, now: datetime,
-             base_url: str) -> IngestResult:
-    values = dict(
+def _count_repeat(run: _Run, external_id: str) -> tuple[int, int, int] | None:
+    """(incident id, occurrence count, unlogged repeats) after counting one more, or None
+    when no incident is open. Takes the request's token in the same statement when it can."""
+    params = {"match_source_id": run.source.id, "match_external_id": external_id, "now": run.now}
+    take = run.bucket is not None and run.single and not run.token_taken
+    if take and run.postgres:
+        row = run.session.execute(COUNT_AND_TAKE_TOKEN, {**params, **_token_params(run)}).one_or_none()
+        if row is None:
+            return None
+        if row.tokens is None:
+            _refused(run)
+        run.token_taken = True
+        return row.id, row.occurrence_count, row.repeats_unlogged
+    row = run.session.execute(COUNT_REPEAT, params).one_or_none()
+    if row is None:
+        return None
+    if take:
+        # SQLite: the same two writes as two statements inside the transaction's write lock
+        # (BEGIN IMMEDIATE), which no other writer can interleave with.
+        if run.session.execute(TAKE_TOKEN["sqlite", True], _token_params(run)).scalar() is None:
+            _refused(run)
+        run.token_taken = True
+    return tuple(row)
+
+
+def _token_params(run: _Run) -> dict:
+    source = run.source
+    return {"source_id": source.id, **run.bucket.params(run.now), "expect_key_hash": source.key_hash,
+            "expect_config_version": source.config_version}
+
+
+def _refused(run: _Run) -> None:
+    """The token statement matched nothing: the source changed, or its bucket is empty."""
+    result = explain_refusal(run.session, run.source.id, now=run.now, capacity=run.bucket.capacity,
+                             refill_per_second=run.bucket.refill_per_second, expect=run.source)
+    raise _rate_limited(run.source, result)
+
+
+def _new_incident_values(run: _Run, event: AlertEvent) -> dict:
+    source, now = run.source, run.now
+    return dict(
         alert_source_id=source.id, external_id=event.external_id, title=event.title,
         description=event.description or "", severity=map_severity(source, event.severity),
         status="triggered", details=event.details or {}, links=event.links or [],
@@ -153,30 +293,40 @@ def _trigger(session: Session, source: AlertSource, event: AlertEvent, *, now: d
         page_generation=0, unrouted=False, occurrence_count=1, last_seen_at=now, repeats_unlogged=0,
         created_at=now, updated_at=now,
     )
-    # Insert, else count. Between the two statements the open incident may be resolved by
-    # someone else; then the insert is tried again and succeeds. Three rounds are plenty.
-    insert_stmt = INSERT_IF_NO_OPEN["postgresql" if is_postgres(session) else "sqlite"]
+
+
+def _trigger(run: _Run, event: AlertEvent) -> IngestResult:
+    # Count, else insert: during a storm nearly every alert is a repeat, which is then one
+    # statement. Between the two statements another request may open the incident (the
+    # insert conflicts: count again) or resolve it (the count misses: insert again).
+    # Three rounds are plenty.
+    insert_stmt = INSERT_IF_NO_OPEN["postgresql" if run.postgres else "sqlite"]
     for _ in range(3):
-        incident = session.scalars(insert_stmt, values).first()
+        counted = _count_repeat(run, event.external_id)
+        if counted is not None:
+            return _repeated(run, event, *counted)
+        incident = run.session.scalars(insert_stmt, _new_incident_values(run, event)).first()
         if incident is not None:
-            incident_actions.trigger_incident(
-                session, incident, actor=source, now=now, base_url=base_url,
-                detail={"external_id": event.external_id, "source_severity": event.severity,
-                        "payload": event.raw})
-            return IngestResult(CREATED, event.external_id, incident.id, "incident opened", 1)
-        params = {"match_source_id": source.id, "match_external_id": event.external_id, "now": now}
-        row = session.execute(COUNT_REPEAT, params).one_or_none()
-        if row is not None:
-            incident_id, count, unlogged = row
-            if should_note_repeat(count):
-                _note_repeats(session, incident_id, count, unlogged, event, source, now=now)
-            return IngestResult(REPEATED, event.external_id, incident_id,
-                                "duplicate of the open incident; counted, nobody paged", count)
+            return _opened(run, event, incident)
     raise Conflict("the alert's incident changed state repeatedly while ingesting; retry")
 
 
-def _note_repeats(session: Session, incident_id: int, count: int, unlogged: int, event: AlertEvent,
-                  source: AlertSource, *, now: datetime) -> None:
+def _opened(run: _Run, event: AlertEvent, incident: Incident) -> IngestResult:
+    incident_actions.trigger_incident(
+        run.session, incident, actor=run.source_row(), now=run.now, base_url=run.base_url,
+        detail={"external_id": event.external_id, "source_severity": event.severity, "payload": event.raw})
+    return IngestResult(CREATED, event.external_id, incident.id, "incident opened", 1)
+
+
+def _repeated(run: _Run, event: AlertEvent, incident_id: int, count: int, unlogged: int) -> IngestResult:
+    if should_note_repeat(count):
+        _note_repeats(run, incident_id, count, unlogged, event)
+    return IngestResult(REPEATED, event.external_id, incident_id,
+                        "duplicate of the open incident; counted, nobody paged", count)
+
+
+def _note_repeats(run: _Run, incident_id: int, count: int, unlogged: int, event: AlertEvent) -> None:
+    session, now, source = run.session, run.now, run.source_row()
     incident = session.get(Incident, incident_id, populate_existing=True)
     if count == 2:
         record_event(session, incident, "repeated",
@@ -206,7 +356,7 @@ def summarise_unlogged_repeats(session: Session, incident: Incident, *, actor, n
 
 # --- resolve, acknowledge, ignore --------------------------------------------------------
 
-def _open_incident(session: Session, source: AlertSource, external_id: str) -> Incident | None:
+def _open_incident(session: Session, source: SourceLike, external_id: str) -> Incident | None:
     # Locks the open incident (PostgreSQL) so a concurrent recovery waits and then finds
     # it resolved; the partial unique index guarantees at most one.
     return session.scalars(
@@ -218,7 +368,7 @@ def _open_incident(session: Session, source: AlertSource, external_id: str) -> I
     ).first()
 
 
-def _no_open_incident(session: Session, source: AlertSource, external_id: str, verb: str) -> IngestResult:
+def _no_open_incident(session: Session, source: SourceLike, external_id: str, verb: str) -> IngestResult:
     last_id = session.scalar(
         select(Incident.id).where(Incident.alert_source_id == source.id, Incident.external_id == external_id)
         .order_by(Incident.id.desc()).limit(1))
@@ -229,10 +379,12 @@ def _no_open_incident(session: Session, source: AlertSource, external_id: str, v
     return IngestResult(NOT_OPEN, external_id, last_id, message)
 
 
-def _resolve(session: Session, source: AlertSource, event: AlertEvent, *, now: datetime) -> IngestResult:
-    incident = _open_incident(session, source, event.external_id)
+def _resolve(run: _Run, event: AlertEvent) -> IngestResult:
+    session, now = run.session, run.now
+    incident = _open_incident(session, run.source, event.external_id)
     if incident is None:
-        return _no_open_incident(session, source, event.external_id, "resolve")
+        return _no_open_incident(session, run.source, event.external_id, "resolve")
+    source = run.source_row()
     record_event(session, incident, "alert_recovered", f"Source {source.name} reports the alert recovered",
                  actor=source, now=now, detail={"state": event.state, "payload": event.raw})
     summarise_unlogged_repeats(session, incident, actor=source, now=now)
@@ -242,26 +394,29 @@ def _resolve(session: Session, source: AlertSource, event: AlertEvent, *, now: d
                         incident.occurrence_count)
 
 
-def _acknowledge(session: Session, source: AlertSource, event: AlertEvent, *, now: datetime) -> IngestResult:
-    incident = _open_incident(session, source, event.external_id)
+def _acknowledge(run: _Run, event: AlertEvent) -> IngestResult:
+    session, now = run.session, run.now
+    incident = _open_incident(session, run.source, event.external_id)
     if incident is None:
-        return _no_open_incident(session, source, event.external_id, "acknowledge")
+        return _no_open_incident(session, run.source, event.external_id, "acknowledge")
     if incident.status == "acknowledged":
         return IngestResult(ALREADY_ACKNOWLEDGED, event.external_id, incident.id,
                             "incident already acknowledged", incident.occurrence_count)
+    source = run.source_row()
     summarise_unlogged_repeats(session, incident, actor=source, now=now)
     incident_actions.acknowledge_incident(session, incident, actor=source, now=now)
     return IngestResult(ACKNOWLEDGED, event.external_id, incident.id, "incident acknowledged",
                         incident.occurrence_count)
 
 
-def _ignore(session: Session, source: AlertSource, event: AlertEvent, *, now: datetime) -> IngestResult:
-    incident = _open_incident(session, source, event.external_id)
-    log.info("alert state recorded, not acted on", extra=log_fields(
-        source_id=source.id, external_id=event.external_id, state=event.state))
+def _ignore(run: _Run, event: AlertEvent) -> IngestResult:
+    session, now = run.session, run.now
+    incident = _open_incident(session, run.source, event.external_id)
+    # No log line of its own: the request's one line counts the "ignored" outcome.
     if incident is None:
         return IngestResult(IGNORED, event.external_id, None,
                             f"state {event.state} recorded; no action taken")
+    source = run.source_row()
     record_event(session, incident, "alert_state",
                  f"Source {source.name} reports state {event.state}; no action taken",
                  actor=source, now=now, detail={"state": event.state, "payload": event.raw})

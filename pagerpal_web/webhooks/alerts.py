@@ -1,11 +1,17 @@
 """Alert ingestion endpoints: generic JSON, Grafana, CloudWatch/SNS, Alertmanager, PagerDuty v2.
 
-Every endpoint: authenticate the source (401/403) → check its token bucket on the row
-just read (429, nothing written) → decode and parse the body (400/413/422, nothing
-written) → apply the events, take the token atomically as the last statement, commit —
-one transaction → answer. Paging happens inside the incident service, in the same
-transaction as the new incident. A format whose key may travel in the body (PagerDuty's
-`routing_key`) decodes the body before authenticating.
+Every endpoint: authenticate the source (401/403; from the process's short-lived source
+cache) → refuse at once a source whose bucket this process knows to be empty (429, nothing
+read or written) → decode and parse the body once (400/413/422, nothing written) → apply
+the events and take the source's token in the same transaction, commit → answer. A repeat
+is one statement between BEGIN and COMMIT on PostgreSQL (see services/ingestion.py).
+Paging happens inside the incident service, in the same transaction as the new incident.
+A format whose key may travel in the body (PagerDuty's `routing_key`) decodes the body
+before authenticating. One log line per request ("alerts ingested"), none per step.
+
+When the database says the cached source went out of date (key regenerated, source
+deactivated or edited), the transaction is rolled back and the request authenticates
+again from the database, once.
 
 The endpoints are one view over the `FORMATS` table: a format differs only in its path,
 where its key may travel and how its answer looks.
@@ -14,26 +20,27 @@ where its key may travel and how its answer looks.
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import jsonify
 
-from pagerpal_core.errors import DomainError, Invalid, RateLimited
+from pagerpal_core.errors import Conflict, DomainError, Invalid, RateLimited
 from pagerpal_core.logs import log_fields
 from pagerpal_core.metrics import count_alerts
-from pagerpal_core.models import AlertSource
 from pagerpal_core.payloads import parse_payload
-from pagerpal_core.services.ingestion import CREATED, ingest_events
-from pagerpal_core.services.rate_limit import peek_bucket, take_token
+from pagerpal_core.services.ingestion import CREATED, ingest_events, rate_limited_error
+from pagerpal_core.services.rate_limit import SourceChanged, TokenBucket
 from pagerpal_core.services.sns import record_sns_control
+from pagerpal_core.services.source_cache import SOURCE_CACHE, SourceSnapshot
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.bodies import request_json
 from pagerpal_web.config import settings
 from pagerpal_web.extensions import db
 from pagerpal_web.webhooks import API_PREFIX, bp
-from pagerpal_web.webhooks.source_auth import authenticate_request
+from pagerpal_web.webhooks.source_auth import authenticate_request, forget_source
 
 log = logging.getLogger("pagerpal.webhooks")
 
@@ -47,44 +54,46 @@ def decode_body():
     return request_json(finite_only=False)
 
 
-def _bucket_args() -> dict:
+def _bucket() -> TokenBucket:
     config = settings()
-    return {"capacity": config.alert_source_rate_limit_capacity,
-            "refill_per_second": config.alert_source_rate_limit_refill_per_second}
+    return TokenBucket(config.alert_source_rate_limit_capacity, config.alert_source_rate_limit_refill_per_second)
 
 
-def _refuse(source_name: str, retry_after: int):
-    raise RateLimited(f"alert source {source_name!r} is over its rate limit; retry in {retry_after} s",
-                      retry_after=retry_after)
+def check_rate_limit(source: SourceSnapshot) -> None:
+    """429 at once while this process knows the source's bucket is empty: no parsing, no query.
+
+    Learnt from the last refusal (tokens only come back with time, so it holds for every
+    process); the statement that takes the token still decides every other request.
+    """
+    wait = SOURCE_CACHE.empty_for(source.key_hash)
+    if wait > 0:
+        raise rate_limited_error(source.name, math.ceil(wait))
 
 
-def check_rate_limit(source: AlertSource) -> None:
-    """429 at once when the source's bucket (as just read) is empty: no parsing, no writes."""
-    result = peek_bucket(source, now=utcnow(), **_bucket_args())
-    if not result.allowed:
-        _refuse(source.name, result.retry_after)
-
-
-def ingest(source: AlertSource, kind: str, body) -> tuple[list, dict | None]:
-    """Parse `body` as `kind`, apply it, commit; returns (results, control record or None)."""
+def ingest(source: SourceSnapshot, kind: str, body) -> tuple[list, dict | None]:
+    """Parse `body` as `kind`, apply it and take the source's token, commit; returns
+    (results, control record or None). Raises SourceChanged after rolling back."""
     parsed = parse_payload(kind, body)
     now = utcnow()
     control = None
-    if parsed.control is not None:
-        row = record_sns_control(db.session, source, parsed.control, now=now)
-        control = {"type": parsed.control.type, "topic_arn": row.topic_arn, "status": row.status}
-    results = ingest_events(db.session, source, parsed.events, now=now, base_url=settings().base_url)
-    # Last statement before the commit: the source row is locked only for the commit.
-    bucket = take_token(db.session, source.id, now=now, **_bucket_args())
-    if not bucket.allowed:  # another request took the last token since check_rate_limit
-        name = source.name
+    try:
+        if parsed.control is not None:
+            row = record_sns_control(db.session, source, parsed.control, now=now)
+            control = {"type": parsed.control.type, "topic_arn": row.topic_arn, "status": row.status}
+        results = ingest_events(db.session, source, parsed.events, now=now, base_url=settings().base_url,
+                                bucket=_bucket())
+    except RateLimited as exc:  # nothing this request wrote stays
         db.session.rollback()
-        _refuse(name, bucket.retry_after)
+        SOURCE_CACHE.note_empty(source.key_hash, getattr(exc, "wait", 0.0))
+        raise
+    except SourceChanged:
+        db.session.rollback()
+        raise
     db.session.commit()
+    outcomes = Counter(r.outcome for r in results)
     count_alerts(source.name, (r.outcome for r in results))
     log.info("alerts ingested", extra=log_fields(
-        source_id=source.id, format=kind, outcomes=dict(Counter(r.outcome for r in results)),
-        sns=control["type"] if control else None))
+        source_id=source.id, format=kind, outcomes=dict(outcomes), sns=control["type"] if control else None))
     return results, control
 
 
@@ -159,9 +168,20 @@ def receive_alert(kind: str):
     try:
         body = decode_body() if fmt.body_key else None  # the key may be inside: read the body first
         key = body.get(fmt.body_key) if isinstance(body, dict) else None
-        source = authenticate_request(key if isinstance(key, str) else None)
-        check_rate_limit(source)
-        results, control = ingest(source, kind, decode_body() if body is None else body)
+        key = key if isinstance(key, str) else None
+        for attempt in (1, 2):
+            source = authenticate_request(key)
+            check_rate_limit(source)
+            if body is None:
+                body = decode_body()
+            try:
+                results, control = ingest(source, kind, body)
+                break
+            except SourceChanged:
+                # The cached source is out of date: read it again (401/403 if revoked).
+                forget_source(source)
+                if attempt == 2:
+                    raise Conflict("the alert source changed while the alert was ingested; retry") from None
     except DomainError as exc:
         if fmt.refusal is None or not (isinstance(exc, Invalid) or exc.status == 400):
             raise

@@ -5,6 +5,12 @@ password (what SNS can carry, in the subscription URL), a PagerDuty `routing_key
 last `?api_key=` — accepted with a warning, because query strings end up in proxy logs.
 No key or an unknown key is 401 and an inactive source 403; neither response says
 whether any source exists.
+
+The source comes from the process's short-lived cache (pagerpal_core.services.source_cache):
+during a storm a key is looked up once every two seconds per process, not once per alert.
+The cache never admits a revoked key: ingestion checks the cached version in the same
+statement that takes the token and, when it fails, `forget_source` drops the copy and the
+request authenticates again from the database.
 """
 
 from __future__ import annotations
@@ -17,8 +23,7 @@ from flask import request
 
 from pagerpal_core.errors import Forbidden, Unauthorized
 from pagerpal_core.logs import log_fields
-from pagerpal_core.models import AlertSource
-from pagerpal_core.services.alert_sources import authenticate_source
+from pagerpal_core.services.source_cache import SOURCE_CACHE, SourceSnapshot, authenticate_key
 from pagerpal_web.extensions import db
 from pagerpal_web.metrics import remember_alert_source
 
@@ -56,12 +61,12 @@ def presented_key(body_key: str | None = None) -> tuple[str | None, str | None]:
     return None, None
 
 
-def authenticate_request(body_key: str | None = None) -> AlertSource:
+def authenticate_request(body_key: str | None = None) -> SourceSnapshot:
     """The calling, active source; raises Unauthorized (401) or Forbidden (403)."""
     key, how = presented_key(body_key)
     if not key:
         raise Unauthorized(NO_KEY)
-    source = authenticate_source(db.session, key)
+    source = authenticate_key(db.session, key)
     if source is None:
         raise Unauthorized(BAD_KEY)
     remember_alert_source(source.name)  # labels a refusal from here on in /metrics
@@ -72,3 +77,9 @@ def authenticate_request(body_key: str | None = None) -> AlertSource:
         log.warning("alert source key sent in the query string; use the X-API-Key header instead",
                     extra=log_fields(source_id=source.id, source=source.name))
     return source
+
+
+def forget_source(source: SourceSnapshot) -> None:
+    """Drop this process's copy of `source` (the database said it changed): the next
+    `authenticate_request` reads it again."""
+    SOURCE_CACHE.forget(source.key_hash)
