@@ -17,7 +17,11 @@ from pagerpal_web.extensions import db
 @click.option("--name", default=None, help="Display name (default: the part before @).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def create_admin_command(email: str, name: str | None, password_stdin: bool):
-    """Create an admin account. The password is prompted twice unless --password-stdin."""
+    """Create an admin account. The password is prompted twice unless --password-stdin.
+
+    Also the way back when no admin can sign in any more: /login offers first-run setup only
+    on a database that never had an admin.
+    """
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
