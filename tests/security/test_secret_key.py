@@ -118,3 +118,13 @@ def test_open_receipts_endpoint_outside_production_still_works_and_warns_once(ma
             assert response.status_code == 200
     warnings = [r for r in caplog.records if "INFOBIP_RECEIPT_TOKEN is not set" in r.getMessage()]
     assert len(warnings) == 1
+
+
+def test_check_command_reports_a_published_key_and_an_open_receipts_endpoint(make_app):
+    app = make_app(SECRET_KEY="placeholder-secret-key-replace-before-real-use",
+                   INFOBIP_BASE_URL="https://api.infobip.example", INFOBIP_API_KEY="infobip-api-key")
+    result = app.test_cli_runner().invoke(args=["pagerpal", "check"])
+    assert result.exit_code == 1
+    lines = {line.split()[1]: line for line in result.output.splitlines() if line[:4] in ("ok  ", "warn", "fail")}
+    assert lines["secret_key"].startswith("fail") and "placeholder published" in lines["secret_key"]
+    assert lines["infobip_receipts"].startswith("fail") and "INFOBIP_RECEIPT_TOKEN" in lines["infobip_receipts"]
