@@ -69,11 +69,11 @@ STEPS: tuple[Step, ...] = (
          description="send due notifications, retry failed ones, recover expired leases"),
     Step("chores", chores.run, batch_limit=10, every_seconds=5.0,
          description="outbound work the web never does itself: confirm SNS subscriptions"),
-    Step("heartbeat", _run_heartbeat, batch_limit=0,
-         description="write each step's job_status row (at most once per poll interval)"),
-    # Last: it judges this cycle's work, with the job rows just written.
+    # After the cycle's work, before the heartbeat, so its own job row is written in the same cycle.
     Step("watchdog", watchdog.run, batch_limit=0, every_seconds=WATCHDOG_EVERY_SECONDS,
          description="flag overdue escalations, stuck notifications and stale heartbeats; ping WATCHDOG_PING_URL"),
+    Step("heartbeat", _run_heartbeat, batch_limit=0,
+         description="write each step's job_status row (at most once per poll interval)"),
 )
 
 

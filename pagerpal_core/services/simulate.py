@@ -13,16 +13,22 @@ IANA zone, so the answer is right on either side of a DST change.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from pagerpal_core.errors import Invalid
 from pagerpal_core.models import EscalationLevel, EscalationPolicy, Schedule, Team, User
 from pagerpal_core.services.oncall import Shift, who_is_on_call
 from pagerpal_core.services.targets import resolve_targets
 from pagerpal_core.timeutil import as_utc
+
+# The instants a simulation may ask about: wide enough for any real question, and far from the
+# ends of Python's calendar, where rotation arithmetic would overflow.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 # How each layer reads in a sentence ("override until 13:00 CET").
 LAYER_WORDS = {"override": "override", "entry": "scheduled shift", "rotation": "rotation turn"}
@@ -122,8 +128,13 @@ def _explain(session: Session, level: EscalationLevel, user: User, at: datetime)
 
 
 def simulate_policy(session: Session, policy: EscalationPolicy, at: datetime) -> Simulation:
-    """Who each level of `policy` would page at instant `at` (aware or naive-UTC), with reasons."""
+    """Who each level of `policy` would page at instant `at` (aware or naive-UTC), with reasons.
+
+    An instant before 1970 or from 2200 on is Invalid, naming `at`.
+    """
     at = as_utc(at)
+    if not EARLIEST <= at < LATEST:
+        raise Invalid("invalid instant", fields={"at": f"must be from {EARLIEST:%Y} to {LATEST.year - 1}"})
     levels = session.scalars(select(EscalationLevel).where(EscalationLevel.policy_id == policy.id)
                              .options(selectinload(EscalationLevel.targets)).order_by(EscalationLevel.level_number))
     out = []

@@ -8,6 +8,7 @@ from pagerpal_web.ui import (  # noqa: E402,F401  (routes register on import)
     alert_sources,  # noqa: E402,F401
     common,  # noqa: E402,F401  (template globals and filters)
     dashboard,
+    heartbeats,  # noqa: E402,F401
     incidents,  # noqa: E402,F401
     login,
     policies,  # noqa: E402,F401

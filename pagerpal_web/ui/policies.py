@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 from flask import flash, redirect, render_template, request, url_for
+from flask_login import current_user
 from sqlalchemy import select
 
+from pagerpal_core.errors import Invalid
 from pagerpal_core.models import AlertSource, Schedule, Team, User
 from pagerpal_core.services import escalation_policies as escalation
-from pagerpal_core.timeutil import utcnow
+from pagerpal_core.services.simulate import simulate_policy
+from pagerpal_core.timeutil import as_utc, utcnow
 from pagerpal_web.auth import login_required_role
 from pagerpal_web.extensions import db
 from pagerpal_web.ui import bp
@@ -82,6 +88,33 @@ def create_policy_view():
         then=lambda policy: url_for("ui.policy_detail", policy_id=policy.id))
 
 
+def simulation_view(policy) -> tuple[dict, int]:
+    """Who the policy reaches now, and at the picker's `?at=` (a local time in the viewer's zone).
+
+    Returns the template values and the status: 422 when `at` cannot be read (the page still
+    renders, with the error next to the picker).
+    """
+    try:
+        zone = ZoneInfo(getattr(current_user, "timezone", None) or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    values = {"now_simulation": simulate_policy(db.session, policy, utcnow()), "at_simulation": None,
+              "at_value": "", "at_error": None, "zone_name": zone.key}
+    raw = request.args.get("at", "").strip() if request.method == "GET" else ""
+    if not raw:
+        return values, 200
+    values["at_value"] = raw[:40]
+    try:
+        moment = datetime.fromisoformat(raw)
+        at = as_utc(moment if moment.tzinfo else moment.replace(tzinfo=zone))
+        values["at_simulation"] = simulate_policy(db.session, policy, at)
+    except (ValueError, OverflowError):
+        values["at_error"] = "must be a date and time such as 2027-03-28T09:00"
+    except Invalid as exc:
+        values["at_error"] = exc.fields.get("at", exc.message)
+    return values, 200 if values["at_error"] is None else 422
+
+
 def _detail_page(policy, *, form=None, level_form=None, target_form=None, target_level_id=None):
     form = form or PolicyForm(prefix="policy", data={
         "name": policy.name, "description": policy.description, "team_id": policy.team_id,
@@ -95,10 +128,11 @@ def _detail_page(policy, *, form=None, level_form=None, target_form=None, target
     target_form.target.choices = choices
     sources = db.session.scalars(select(AlertSource).where(AlertSource.policy_id == policy.id)
                                  .order_by(AlertSource.name)).all()
-    status = max(form_status(form), form_status(level_form), form_status(target_form))
+    simulation, simulation_status = simulation_view(policy)
+    status = max(form_status(form), form_status(level_form), form_status(target_form), simulation_status)
     return render_template("policy_detail.html", policy=policy, form=form, level_form=level_form,
                            target_form=target_form, target_level_id=target_level_id, sources=sources,
-                           describe=describe_targets,
+                           describe=describe_targets, **simulation,
                            team=db.session.get(Team, policy.team_id) if policy.team_id else None), status
 
 

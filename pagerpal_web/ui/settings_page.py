@@ -6,6 +6,7 @@ from flask import render_template
 
 from pagerpal_core.services.provider_health import provider_health, sending_mode
 from pagerpal_core.services.system import list_job_health
+from pagerpal_core.services.watchdog import read_watchdog_report
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.auth import login_required_role
 from pagerpal_web.extensions import db
@@ -21,7 +22,9 @@ def settings_page():
     now = utcnow()
     return render_template(
         "settings.html", channels=provider_health(config), mode=sending_mode(config),
-        jobs=list_job_health(db.session, now=now), now=now, config_view={
+        jobs=list_job_health(db.session, now=now), now=now,
+        watchdog=read_watchdog_report(db.session, now=now, poll_interval=config.worker_poll_interval),
+        watchdog_ping=bool(config.watchdog_ping_url), config_view={
             "base_url": config.base_url,
             "environment": config.environment,
             "session_cookie_secure": config.session_cookie_secure,

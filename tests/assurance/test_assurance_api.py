@@ -145,7 +145,8 @@ def test_simulate_endpoint(client, accounts, policy_id):
     assert reach["explanation"] == "override until 13:00 CET, schedule primary"
     assert client.get(url, headers=viewer).status_code == 200  # now, by default
 
-    for bad in ("yesterday", "2027-13-01T00:00:00Z", "2027-03-01T25:00", "99999-01-01"):
+    for bad in ("yesterday", "2027-13-01T00:00:00Z", "2027-03-01T25:00", "99999-01-01", "0001-01-01T00:00:00Z",
+                "9999-12-31T23:59:59Z"):
         response = client.get(url, query_string={"at": bad}, headers=viewer)
         assert response.status_code == 422, bad
         assert list(response.json["error"]["fields"]) == ["at"]

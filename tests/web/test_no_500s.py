@@ -148,6 +148,9 @@ EXTRA_ACTIONS = {
                                                           "participant-user_id": "{paged_id}"},
     "/schedules/{schedule_id}/rotations/1/participants/1/remove": {"csrf_token": None},
     "/login": {"csrf_token": None, "email": "nobody@example.test", "password": "wrong-password-1"},
+    "/heartbeats": {"csrf_token": None, "name": "probe-heartbeat", "interval_seconds": "60", "grace_seconds": "0",
+                    "escalation_policy_id": "{policy_id}"},
+    "/heartbeats/1/delete": {"csrf_token": None},
 }
 
 UI_POST_ENDPOINTS = [
@@ -163,7 +166,7 @@ UI_POST_ENDPOINTS = [
     "ui.add_participant_view", "ui.remove_participant_view", "ui.create_team_view", "ui.update_team_view",
     "ui.delete_team_view", "ui.add_team_member_view", "ui.remove_team_member_view", "ui.create_user_view",
     "ui.user_add_contact", "ui.user_delete_contact", "ui.user_deactivate", "ui.user_reactivate",
-    "ui.user_role",
+    "ui.user_role", "ui.create_heartbeat_view", "ui.delete_heartbeat_view",
 ]
 
 
@@ -220,7 +223,7 @@ def test_ui_post_rejects_bad_input_without_500_or_writes(app, endpoint):
 TEXT_FORMS = ["ui.create_alert_source_view", "ui.update_alert_source_view", "ui.create_policy_view",
               "ui.update_policy_view", "ui.incident_note", "ui.incident_resolve", "ui.create_schedule_view",
               "ui.add_override_view", "ui.add_rotation_view", "ui.create_team_view", "ui.update_team_view",
-              "ui.create_user_view", "ui.user_add_contact"]
+              "ui.create_user_view", "ui.user_add_contact", "ui.create_heartbeat_view"]
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
