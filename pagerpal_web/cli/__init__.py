@@ -25,6 +25,7 @@ def init_app(app: Flask) -> None:
 from pagerpal_web.cli import (
     alerts,  # noqa: E402,F401
     notifications,  # noqa: E402,F401
+    oncall,  # noqa: E402,F401
     ops,  # noqa: E402,F401
     users,  # noqa: E402,F401
     worker,  # noqa: E402,F401

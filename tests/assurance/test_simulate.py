@@ -7,6 +7,7 @@ hour; each case below asks about both sides of the handoff hour on the change da
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -102,3 +103,29 @@ def test_entries_teams_and_nobody(session):
     assert reach.explain(simulation.at) == "scheduled shift until 12:00 EST, team ops, schedule ops-hours"
     assert simulate_policy(session, policy, _z("2027-11-07T18:00:00")).summary() == "nobody"
     assert ada.active
+
+
+def test_who_is_on_call_cli(app, runner):
+    from pagerpal_web.extensions import db
+
+    with app.app_context():
+        policy, schedule, (ada, ben, cy) = _world(db.session, "America/New_York", date(2027, 3, 1))
+        create_override(db.session, schedule, user=cy, starts_at="2027-11-07T14:30:00Z",
+                        ends_at="2027-11-07T18:00:00Z")
+        db.session.commit()
+        policy_id = policy.id
+    result = runner.invoke(args=["pagerpal", "who-is-on-call", "--policy", str(policy_id),
+                                 "--at", "2027-11-07T13:59:00Z"])
+    assert result.exit_code == 0, result.output
+    assert "level 1 (escalates after 5 min): Ada (rotation turn until 09:00 EST" in result.output
+    assert "level 2 (escalates after 15 min): Cy (named on the level)" in result.output
+    result = runner.invoke(args=["pagerpal", "who-is-on-call", "--at", "2027-11-07T15:00:00Z", "--json"])
+    assert result.exit_code == 0, result.output
+    [only] = json.loads(result.output)
+    assert only["levels"][0]["reaches"][0]["name"] == "Cy"
+    reach = only["levels"][0]["reaches"][0]
+    assert reach["explanation"] == "override until 13:00 EST, schedule primary America/New_York"
+    for args, message in ((["--at", "soon"], "--at must be"), (["--policy", "99999"], "not found"),
+                          (["--at", "1900-01-01T00:00:00Z"], "at must be from 1970")):
+        result = runner.invoke(args=["pagerpal", "who-is-on-call", *args])
+        assert result.exit_code == 1 and message in result.output, result.output
