@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import inspect
 import logging
 import re
 import secrets
@@ -60,10 +59,6 @@ class LinkGone(DomainError):
     """The link existed but no longer works (expired, or its user cannot act any more)."""
 
     code, status = "link_gone", 410
-
-
-class SnoozeUnavailable(Conflict):
-    """This installation's incident service cannot snooze."""
 
 
 # --- signing material ---------------------------------------------------------------------
@@ -212,13 +207,6 @@ def already_message(session: Session, incident: Incident, kind: str) -> str:
     return f"already {kind} by {event.actor_label} at {event.created_at:%Y-%m-%d %H:%M} UTC"
 
 
-def _call(fn, **kwargs):
-    """Call an incident service, passing `via` only when it takes it (older signatures)."""
-    if "via" in kwargs and "via" not in inspect.signature(fn).parameters:
-        kwargs.pop("via")
-    return fn(**kwargs)
-
-
 def act_as(session: Session, incident: Incident, user: User, action: str, *, via: str, now: datetime,
            base_url: str, minutes: int | None = None) -> ActionOutcome:
     """Perform `action` (ack, resolve, escalate, snooze) on `incident` as `user`, through the
@@ -237,8 +225,7 @@ def act_as(session: Session, incident: Incident, user: User, action: str, *, via
         if incident.status != "triggered":
             return _already(session, incident, user, action)
         try:
-            _call(incident_actions.acknowledge_incident, session=session, incident=incident, actor=user, now=now,
-                  via=via)
+            incident_actions.acknowledge_incident(session, incident, actor=user, now=now, via=via)
         except Conflict:  # changed under us: someone acknowledged or resolved it meanwhile
             return _already(session, incident, user, action)
         return ActionOutcome(incident, user, action, True, f"Acknowledged {title}")
@@ -246,25 +233,20 @@ def act_as(session: Session, incident: Incident, user: User, action: str, *, via
         if incident.status == "resolved":
             return _already(session, incident, user, action)
         try:
-            _call(incident_actions.resolve_incident, session=session, incident=incident, actor=user, now=now,
-                  via=via)
+            incident_actions.resolve_incident(session, incident, actor=user, now=now, via=via)
         except Conflict:
             return _already(session, incident, user, action)
         return ActionOutcome(incident, user, action, True, f"Resolved {title}")
     if action == "escalate":
         if incident.status == "resolved":
             return _already(session, incident, user, action)
-        _call(incident_actions.escalate_incident, session=session, incident=incident, actor=user, now=now,
-              base_url=base_url, via=via)
+        incident_actions.escalate_incident(session, incident, actor=user, now=now, base_url=base_url, via=via)
         return ActionOutcome(incident, user, action, True,
                              f"Escalated {title} to level {incident.current_level}")
     if action == "snooze":
-        snooze = getattr(incident_actions, "snooze_incident", None)
-        if snooze is None:
-            raise SnoozeUnavailable("snooze is not available")
         if incident.status == "resolved":
             return _already(session, incident, user, action)
-        _call(snooze, session=session, incident=incident, minutes=minutes, actor=user, now=now, via=via)
+        incident_actions.snooze_incident(session, incident, minutes=minutes, actor=user, now=now, via=via)
         until = now + timedelta(minutes=minutes or 0)
         return ActionOutcome(incident, user, action, True, f"Snoozed {title} until {until:%H:%M} UTC")
     raise Conflict(f"unknown action {action!r}")

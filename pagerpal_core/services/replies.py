@@ -318,8 +318,6 @@ def run_command(session: Session, users: list[User], command: Command, *, channe
         outcome = action_links.act_as(session, incident, user, command.verb,
                                       via=action_links.via_label(channel, "reply"), now=now, base_url=base_url,
                                       minutes=command.minutes)
-    except action_links.SnoozeUnavailable:
-        return "unavailable", "Snooze is not available", incident
     except Conflict as exc:
         return "refused", f"{_short(incident)}: {exc.message}", incident
     except Invalid as exc:
