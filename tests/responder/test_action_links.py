@@ -253,3 +253,18 @@ def test_only_the_hash_of_a_token_is_stored(responder):
     assert all(user_id == r.ada.id and inc == incident_id for _, _, user_id, inc in stored)
     assert not tokens & {h for h, _, _, _ in stored}
     assert signing().token_hash(tokens.pop()) in {h for h, _, _, _ in stored}
+
+
+def test_a_page_the_worker_writes_carries_a_link_the_web_accepts(responder):
+    """Level 2 is paged by the worker's escalation step: its link is signed with the same SECRET_KEY."""
+    r = responder
+    incident_id = r.alert()
+    r.cycle()
+    r.cycle(r.later(11))
+    [sms] = r.sms_to(BEN_SMS)
+    token = link_token(sms)
+    html = r.client.get(f"/a/{token}").get_data(as_text=True)
+    assert "Acting as <strong>Ben Okri</strong>" in html
+    assert post(r.client, token, "ack", html, incident_id).status_code == 200
+    incident = r.incident(incident_id)
+    assert incident.status == "acknowledged" and incident.acknowledged_by_id == r.ben.id
