@@ -27,6 +27,7 @@ from pagerpal_core.models import Incident, JobStatus, Notification
 from pagerpal_core.models.incidents import STATUSES as INCIDENT_STATUSES
 from pagerpal_core.models.notifications import NOTIFICATION_STATUSES
 from pagerpal_core.models.users import CHANNELS
+from pagerpal_core.services.watchdog import WatchdogReport, read_watchdog_report
 
 log = logging.getLogger("pagerpal.metrics")
 
@@ -109,6 +110,7 @@ class DatabaseFigures:
     oldest_due_seconds: float
     worker_steps: list[WorkerStep] = field(default_factory=list)
     standby_workers: int = 0
+    watchdog: WatchdogReport | None = None
 
 
 def _seconds_between(session: Session, start, end):
@@ -131,7 +133,7 @@ def dispatch_latency(session: Session) -> LatencyHistogram:
                             int(total), max(0.0, float(sum_seconds)))
 
 
-def read_database_figures(session: Session, *, now: datetime) -> DatabaseFigures:
+def read_database_figures(session: Session, *, now: datetime, poll_interval: float = 1.0) -> DatabaseFigures:
     """Counts by status, dispatch latency, the due backlog and worker steps, read now.
 
     Every known status appears (zero when absent) so dashboards never see a series vanish.
@@ -165,4 +167,5 @@ def read_database_figures(session: Session, *, now: datetime) -> DatabaseFigures
 
     return DatabaseFigures(incidents=incidents, notifications=notifications,
                            dispatch_latency=dispatch_latency(session), notifications_due=int(due_count),
-                           oldest_due_seconds=oldest_due, worker_steps=steps, standby_workers=len(standbys))
+                           oldest_due_seconds=oldest_due, worker_steps=steps, standby_workers=len(standbys),
+                           watchdog=read_watchdog_report(session, now=now, poll_interval=poll_interval))

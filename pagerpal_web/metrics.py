@@ -105,6 +105,23 @@ class DatabaseCollector:
         yield GaugeMetricFamily("pagerpal_worker_standby_instances",
                                 "Standby workers seen recently, waiting to take over.",
                                 value=f.standby_workers)
+        yield from watchdog_families(f.watchdog)
+
+
+def watchdog_families(report):
+    """The escalation watchdog's last report; nothing until its first run (absent, not zero)."""
+    if report is None:
+        return
+    yield GaugeMetricFamily("pagerpal_watchdog_healthy", "1 when the last watchdog run found nothing and is "
+                            "recent; 0 otherwise.", value=1 if report.healthy else 0)
+    yield GaugeMetricFamily("pagerpal_watchdog_overdue_escalations", "Triggered incidents whose escalation is "
+                            "overdue by more than two poll intervals.", value=report.overdue_escalations)
+    yield GaugeMetricFamily("pagerpal_watchdog_stuck_notifications", "Notifications still sending past their "
+                            "lease.", value=report.stuck_notifications)
+    yield GaugeMetricFamily("pagerpal_watchdog_stale_jobs", "Worker steps whose heartbeat is older than "
+                            "expected.", value=len(report.stale_jobs))
+    yield GaugeMetricFamily("pagerpal_watchdog_last_check_timestamp_seconds", "Unix time of the last watchdog "
+                            "run.", value=report.checked_at.timestamp())
 
 
 def _refusal():
@@ -130,7 +147,7 @@ def metrics():
     if refusal is not None:
         return refusal
     try:
-        figures = read_database_figures(db.session, now=utcnow())
+        figures = read_database_figures(db.session, now=utcnow(), poll_interval=settings().worker_poll_interval)
     finally:
         db.session.rollback()  # read-only; end the transaction before rendering
     registry = CollectorRegistry(auto_describe=False)

@@ -166,3 +166,19 @@ def test_system_jobs_reports_the_watchdog(app, client, accounts, make_ctx):
     watchdog = client.get("/api/v1/system/jobs", headers=accounts["viewer"]).json["watchdog"]
     assert watchdog["healthy"] is False and watchdog["overdue_incident_ids"] == [incident_id]
     assert "overdue for escalation" in watchdog["problems"][0]
+
+
+def test_metrics_report_the_watchdog(make_app, make_ctx):
+    app = make_app(METRICS="open")
+    client = app.test_client()
+    assert "pagerpal_watchdog_healthy" not in client.get("/metrics").get_data(as_text=True)  # not run yet
+    now = utcnow()
+    run_cycle(make_ctx(), now)
+    assert "pagerpal_watchdog_healthy 1.0" in client.get("/metrics").get_data(as_text=True)
+    with app.app_context():
+        world = make_world(db.session)
+        open_incident(db.session, world.source, now=now - timedelta(hours=1))
+        db.session.commit()
+    run_cycle(make_ctx(ESCALATION_WORKER_ENABLED="false"), now + timedelta(seconds=11))
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "pagerpal_watchdog_healthy 0.0" in text and "pagerpal_watchdog_overdue_escalations 1.0" in text
