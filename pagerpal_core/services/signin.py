@@ -104,9 +104,11 @@ def _locked_rows(session: Session, keys: list[str], now: datetime) -> dict[str, 
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     # ON CONFLICT DO NOTHING: two first tries for one key at the same moment both succeed here
     # (the second waits for the first's row), and neither aborts the transaction.
+    keys = sorted(keys)
     session.execute(insert(AuthThrottle).values(
         [{"key": key, "failures": 0, "window_started_at": now} for key in keys]).on_conflict_do_nothing())
-    # Locked in key order ("account:" < "pair:") in every transaction, so two tries never deadlock.
+    # Inserted and locked in key order ("account:" < "pair:") in every transaction, so two tries
+    # never wait for each other in a cycle.
     # (SQLite has no row locks; its BEGIN IMMEDIATE already serialises the whole transaction.)
     rows = session.scalars(select(AuthThrottle).where(AuthThrottle.key.in_(keys)).order_by(AuthThrottle.key)
                            .with_for_update().execution_options(populate_existing=True))
