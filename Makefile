@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint install migrate clean
+.PHONY: run demo test lint install migrate clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ migrate: $(STAMP)
 # Web (gunicorn) and worker on the SQLite default, sending disabled, at http://$(HOST):$(PORT)
 run: migrate
 	HOST=$(HOST) PORT=$(PORT) scripts/run-local
+
+# Demo team, schedules, policies, sources and incidents in the `make run` database (refuses one with incidents)
+demo: migrate
+	$(BIN)/flask --app pagerpal_web pagerpal demo-data $(DEMO_ARGS)
 
 # Parallel pass, then the few tests that must run alone (exit 5 = none selected by PYTEST_ARGS).
 TEST_WORKERS ?= 4

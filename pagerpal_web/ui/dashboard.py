@@ -7,6 +7,7 @@ these views only render them.
 from flask import render_template
 from flask_login import current_user
 
+from pagerpal_core.services.coverage import at_a_glance
 from pagerpal_core.services.incident_queries import dashboard_summary, my_incidents
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.auth import login_required_role
@@ -24,7 +25,7 @@ def dashboard():
     now = utcnow()
     summary = dashboard_summary(db.session, settings(), now=now)
     return render_template("dashboard.html", summary=summary, incidents=summary.incidents, now=now,
-                           refresh_seconds=REFRESH_SECONDS)
+                           glance=at_a_glance(db.session, now=now), refresh_seconds=REFRESH_SECONDS)
 
 
 @bp.get("/mine")
