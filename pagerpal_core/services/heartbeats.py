@@ -61,7 +61,7 @@ FIELDS = ("name", "interval_seconds", "grace_seconds", "escalation_policy_id")
 
 @dataclass
 class IssuedHeartbeat:
-    """A monitor with its full ping token, returned only by create and regenerate."""
+    """A monitor with its full ping token, returned only by create."""
 
     monitor: HeartbeatMonitor
     token: str
@@ -166,14 +166,6 @@ def update_heartbeat(session: Session, monitor: HeartbeatMonitor, *, now: dateti
             monitor.expected_by = deadline(monitor)
         monitor.updated_at = now
     return monitor
-
-
-def regenerate_heartbeat_token(session: Session, monitor: HeartbeatMonitor, *, now: datetime) -> IssuedHeartbeat:
-    """Issue a new ping token; the old URL stops working when the caller commits."""
-    token = _issue_token(monitor)
-    monitor.updated_at = now
-    session.flush()
-    return IssuedHeartbeat(monitor, token)
 
 
 def delete_heartbeat(session: Session, monitor: HeartbeatMonitor) -> None:

@@ -182,3 +182,13 @@ def test_metrics_report_the_watchdog(make_app, make_ctx):
     run_cycle(make_ctx(ESCALATION_WORKER_ENABLED="false"), now + timedelta(seconds=11))
     text = client.get("/metrics").get_data(as_text=True)
     assert "pagerpal_watchdog_healthy 0.0" in text and "pagerpal_watchdog_overdue_escalations 1.0" in text
+
+
+def test_access_log_masks_the_ping_token(client, admin, policy_id, caplog):
+    token = _create(client, admin, policy_id).json["token"]
+    with caplog.at_level("INFO", logger="pagerpal.access"):
+        assert client.get(f"/api/v1/heartbeats/{token}/ping").status_code == 200
+        assert client.get("/api/v1/heartbeats/pph_unknown/ping").status_code == 404
+    paths = [record.fields["path"] for record in caplog.records if record.name == "pagerpal.access"]
+    assert paths[-2:] == ["/api/v1/heartbeats/…/ping", "/api/v1/heartbeats/…/ping"]
+    assert token not in caplog.text
