@@ -50,6 +50,14 @@ class ScheduleGaps:
     gaps: list[Gap]
 
 
+@dataclass(frozen=True)
+class UpcomingShift:
+    """One of a person's shifts with its schedule (for the name and the zone)."""
+
+    shift: Shift
+    schedule: Schedule
+
+
 @dataclass
 class AtAGlance:
     """What the dashboard shows besides incidents: the checklist, who is on call, coverage gaps."""
@@ -108,9 +116,11 @@ def policy_schedule_gaps(session: Session, *, now: datetime, horizon: timedelta 
     return out
 
 
-def my_shifts(session: Session, user: User, *, now: datetime, horizon: timedelta = MY_SHIFTS_HORIZON) -> list[Shift]:
-    """`user`'s shifts from `now` over the horizon (four weeks), across all schedules."""
-    return user_shifts_between(session, user, now, now + horizon)
+def my_shifts(session: Session, user: User, *, now: datetime,
+              horizon: timedelta = MY_SHIFTS_HORIZON) -> list[UpcomingShift]:
+    """`user`'s shifts from `now` over the horizon (four weeks), across all schedules, in time order."""
+    shifts = user_shifts_between(session, user, now, now + horizon)
+    return [UpcomingShift(shift, session.get(Schedule, shift.schedule_id)) for shift in shifts]
 
 
 def at_a_glance(session: Session, *, now: datetime) -> AtAGlance:

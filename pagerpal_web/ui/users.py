@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import func, select
 
 from pagerpal_core.errors import DomainError
-from pagerpal_core.models import Incident, ScheduleEntry, TeamMembership, User
-from pagerpal_core.models.incidents import OPEN_STATUSES
+from pagerpal_core.models import User
+from pagerpal_core.services.coverage import my_shifts
 from pagerpal_core.services.users import (
     add_contact_method,
     create_user,
@@ -16,10 +15,12 @@ from pagerpal_core.services.users import (
     ensure_login_admin,
     get_contact_method,
     get_user,
+    list_users,
     reactivate_user,
     refuse_self_lockout,
     remove_contact_method,
     set_role,
+    user_footprint,
 )
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.auth import login_required_role
@@ -30,7 +31,7 @@ from pagerpal_web.ui.forms import ConfirmForm, ContactForm, RoleForm, UserForm
 
 
 def _list_page(form: UserForm):
-    users = db.session.scalars(select(User).order_by(User.active.desc(), User.name, User.id)).all()
+    users = list_users(db.session)
     return render_template("users.html", users=users, form=form), form_status(form)
 
 
@@ -67,13 +68,12 @@ def create_user_view():
 def _detail_page(user: User, *, role_form=None, contact_form=None):
     role_form = role_form or RoleForm(data={"role": user.role})
     contact_form = contact_form or ContactForm(prefix="contact")
-    memberships = db.session.scalars(select(TeamMembership).where(TeamMembership.user_id == user.id)).all()
-    open_assigned = db.session.scalar(select(func.count(Incident.id)).where(
-        Incident.assignee_id == user.id, Incident.status.in_(OPEN_STATUSES)))
+    footprint = user_footprint(db.session, user, now=utcnow())
     status = max(form_status(role_form), form_status(contact_form))
     return render_template("user_detail.html", user=user, role_form=role_form, contact_form=contact_form,
-                           confirm_form=ConfirmForm(), memberships=memberships,
-                           open_assigned=open_assigned), status
+                           confirm_form=ConfirmForm(), memberships=footprint.memberships,
+                           open_assigned=footprint.open_assigned,
+                           shifts=my_shifts(db.session, user, now=utcnow())), status
 
 
 @bp.get("/users/<int:user_id>")
@@ -136,14 +136,9 @@ def user_delete_contact(user_id: int, method_id: int):
 
 def _deactivation_effect(user: User) -> dict:
     """What deactivating `user` touches, counted, for the confirmation page."""
-    count = lambda query: db.session.scalar(query) or 0  # noqa: E731
-    return {
-        "open_incidents": count(select(func.count(Incident.id)).where(
-            Incident.assignee_id == user.id, Incident.status.in_(OPEN_STATUSES))),
-        "teams": count(select(func.count(TeamMembership.id)).where(TeamMembership.user_id == user.id)),
-        "future_entries": count(select(func.count(ScheduleEntry.id)).where(
-            ScheduleEntry.user_id == user.id, ScheduleEntry.ends_at > utcnow())),
-    }
+    footprint = user_footprint(db.session, user, now=utcnow())
+    return {"open_incidents": footprint.open_assigned, "teams": len(footprint.memberships),
+            "future_entries": footprint.future_entries}
 
 
 @bp.route("/users/<int:user_id>/deactivate", methods=["GET", "POST"])
