@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
@@ -130,3 +131,21 @@ def unique_or_conflict(session: Session, message: str, *, fields: dict | None = 
             session.flush()
     except IntegrityError:
         raise Conflict(message, fields=fields) from None
+
+
+@dataclass(frozen=True)
+class Keyset:
+    """One keyset page of a list: the rows whose id is above `after` (all when None), by id, at most `limit`.
+
+    List services take `page: Keyset | None`; with a page they order by id, so `after` is a
+    stable cursor however the rows change between requests.
+    """
+
+    limit: int
+    after: int | None = None
+
+    def apply(self, query, id_column):
+        """`query` narrowed to this page and ordered by `id_column`."""
+        if self.after is not None:
+            query = query.where(id_column > self.after)
+        return query.order_by(id_column).limit(self.limit)

@@ -15,11 +15,11 @@ from datetime import datetime
 from sqlalchemy import delete, exists, func, select
 from sqlalchemy.orm import Session
 
-from pagerpal_core.db import unique_or_conflict
+from pagerpal_core.db import Keyset, unique_or_conflict
 from pagerpal_core.errors import Conflict, Invalid, NotFound
 from pagerpal_core.models import AlertSource, EscalationPolicy, Incident, Team
 from pagerpal_core.models.alert_sources import SOURCE_KINDS
-from pagerpal_core.models.incidents import SEVERITIES
+from pagerpal_core.models.incidents import OPEN_STATUSES, SEVERITIES
 from pagerpal_core.security import sha256_hex
 from pagerpal_core.services.validation import text_problem
 
@@ -154,9 +154,21 @@ def find_alert_source_by_name(session: Session, name: str) -> AlertSource:
     return source
 
 
-def list_alert_sources(session: Session) -> list[AlertSource]:
-    """Every source, by name."""
-    return list(session.scalars(select(AlertSource).order_by(AlertSource.name)))
+def list_alert_sources(session: Session, *, policy: EscalationPolicy | None = None,
+                       page: Keyset | None = None) -> list[AlertSource]:
+    """Every source (or those routed to `policy`), by name (by id for a keyset `page`)."""
+    query = select(AlertSource)
+    if policy is not None:
+        query = query.where(AlertSource.policy_id == policy.id)
+    if page is not None:
+        return list(session.scalars(page.apply(query, AlertSource.id)))
+    return list(session.scalars(query.order_by(AlertSource.name)))
+
+
+def count_open_incidents(session: Session, source: AlertSource) -> int:
+    """How many of the source's incidents are open (triggered or acknowledged)."""
+    return session.scalar(select(func.count(Incident.id)).where(
+        Incident.alert_source_id == source.id, Incident.status.in_(OPEN_STATUSES))) or 0
 
 
 def create_alert_source(session: Session, *, name: str, kind: str = "generic", policy_id: int | None = None,

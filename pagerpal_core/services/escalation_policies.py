@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from pagerpal_core.db import unique_or_conflict
+from pagerpal_core.db import Keyset, unique_or_conflict
 from pagerpal_core.errors import Conflict, Invalid, NotFound
 from pagerpal_core.models import EscalationLevel, EscalationPolicy, EscalationTarget, Schedule, Team, User
 from pagerpal_core.models.escalation import TARGET_TYPES
@@ -46,10 +46,15 @@ def get_policy(session: Session, policy_id: int) -> EscalationPolicy:
     return policy
 
 
-def list_policies(session: Session) -> list[EscalationPolicy]:
-    """Every policy by name, levels and targets loaded."""
-    return list(session.scalars(select(EscalationPolicy).order_by(EscalationPolicy.name).options(
-        selectinload(EscalationPolicy.levels).selectinload(EscalationLevel.targets))))
+def list_policies(session: Session, *, team: Team | None = None, page: Keyset | None = None) -> list[EscalationPolicy]:
+    """Every policy (or a team's), levels and targets loaded, by name (by id for a keyset `page`)."""
+    query = select(EscalationPolicy).options(
+        selectinload(EscalationPolicy.levels).selectinload(EscalationLevel.targets))
+    if team is not None:
+        query = query.where(EscalationPolicy.team_id == team.id)
+    if page is not None:
+        return list(session.scalars(page.apply(query, EscalationPolicy.id)))
+    return list(session.scalars(query.order_by(EscalationPolicy.name)))
 
 
 def create_policy(session: Session, *, name: str, description: str = "", team: Team | int | None = None,

@@ -16,9 +16,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from pagerpal_core.errors import Conflict
+from pagerpal_core.db import Keyset
+from pagerpal_core.errors import Conflict, Invalid, NotFound
 from pagerpal_core.models import Incident, Notification, User
-from pagerpal_core.models.notifications import RETRYABLE_BY_HAND
+from pagerpal_core.models.notifications import NOTIFICATION_STATUSES, RETRYABLE_BY_HAND
 from pagerpal_core.security import clip, mask_destination, redact
 from pagerpal_core.services.timeline import record_event
 from pagerpal_core.wakeup import notify_new_work
@@ -263,3 +264,29 @@ def retry_notification(session: Session, notification: Notification, *, actor: U
                                           "last_error": notification.last_error}, now=now)
     notify_new_work(session)
     return notification
+
+
+def get_notification(session: Session, notification_id: int) -> Notification:
+    """The notification with `notification_id`, or NotFound."""
+    notification = session.get(Notification, notification_id) if isinstance(notification_id, int) else None
+    if notification is None:
+        raise NotFound(f"notification {notification_id} not found")
+    return notification
+
+
+def list_notifications(session: Session, *, status: str | None = None, incident_id: int | None = None,
+                       page: Keyset | None = None) -> list[Notification]:
+    """Notifications (with `status`, of incident `incident_id`, when given), newest first (by id for a page).
+
+    An unknown status is Invalid under `fields["status"]`.
+    """
+    query = select(Notification)
+    if status is not None:
+        if status not in NOTIFICATION_STATUSES:
+            raise Invalid("invalid filter", fields={"status": f"must be one of {', '.join(NOTIFICATION_STATUSES)}"})
+        query = query.where(Notification.status == status)
+    if incident_id is not None:
+        query = query.where(Notification.incident_id == incident_id)
+    if page is not None:
+        return list(session.scalars(page.apply(query, Notification.id)))
+    return list(session.scalars(query.order_by(Notification.id.desc())))

@@ -16,11 +16,20 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
-from pagerpal_core.db import unique_or_conflict
+from pagerpal_core.db import Keyset, unique_or_conflict
 from pagerpal_core.errors import Conflict, NotFound
-from pagerpal_core.models import Rotation, RotationParticipant, Schedule, ScheduleEntry, ScheduleOverride, Team, User
+from pagerpal_core.models import (
+    EscalationTarget,
+    Rotation,
+    RotationParticipant,
+    Schedule,
+    ScheduleEntry,
+    ScheduleOverride,
+    Team,
+    User,
+)
 from pagerpal_core.services.validation import (
     UNSET,
     clean_date,
@@ -49,12 +58,14 @@ def get_schedule(session: Session, schedule_id: int) -> Schedule:
     return schedule
 
 
-def list_schedules(session: Session, *, team: Team | None = None) -> list[Schedule]:
-    """Every schedule (or a team's), by name."""
-    query = select(Schedule).order_by(Schedule.name)
+def list_schedules(session: Session, *, team: Team | None = None, page: Keyset | None = None) -> list[Schedule]:
+    """Every schedule (or a team's) with rotations loaded, by name (by id for a keyset `page`)."""
+    query = select(Schedule).options(selectinload(Schedule.rotations).selectinload(Rotation.participants))
     if team is not None:
         query = query.where(Schedule.team_id == team.id)
-    return list(session.scalars(query))
+    if page is not None:
+        return list(session.scalars(page.apply(query, Schedule.id)))
+    return list(session.scalars(query.order_by(Schedule.name)))
 
 
 def create_schedule(session: Session, *, name: str, timezone: str = "UTC", description: str = "",
@@ -99,6 +110,12 @@ def update_schedule(session: Session, schedule: Schedule, *, name=UNSET, timezon
     return schedule
 
 
+def is_schedule_targeted(session: Session, schedule: Schedule) -> bool:
+    """True when an escalation level pages this schedule (the schedule page warns before deleting it)."""
+    return session.scalar(select(EscalationTarget.id).where(EscalationTarget.schedule_id == schedule.id)
+                          .limit(1)) is not None
+
+
 def delete_schedule(session: Session, schedule: Schedule) -> None:
     """Delete a schedule and its layers; refused while an escalation level targets it."""
     with unique_or_conflict(session, f"schedule {schedule.name} is a target of an escalation policy; "
@@ -123,20 +140,23 @@ def _window(starts_at, ends_at, errors: dict) -> tuple[datetime | None, datetime
     return start, end
 
 
-def _windowed(session: Session, model, schedule: Schedule, start: datetime | None, end: datetime | None):
-    """Rows of `model` (entries or overrides) of `schedule` overlapping [start, end), by start."""
+def _windowed(session: Session, model, schedule: Schedule, start: datetime | None, end: datetime | None,
+              page: Keyset | None):
+    """Rows of `model` (entries or overrides) of `schedule` overlapping [start, end), by start (by id for a page)."""
     query = select(model).where(model.schedule_id == schedule.id)
     if start is not None:
         query = query.where(model.ends_at > start)
     if end is not None:
         query = query.where(model.starts_at < end)
+    if page is not None:
+        return list(session.scalars(page.apply(query, model.id)))
     return list(session.scalars(query.order_by(model.starts_at, model.id)))
 
 
 def list_entries(session: Session, schedule: Schedule, *, start: datetime | None = None,
-                 end: datetime | None = None) -> list[ScheduleEntry]:
-    """The schedule's entries (those overlapping [start, end) when given), by start time."""
-    return _windowed(session, ScheduleEntry, schedule, start, end)
+                 end: datetime | None = None, page: Keyset | None = None) -> list[ScheduleEntry]:
+    """The schedule's entries (those overlapping [start, end) when given), by start time (by id for a page)."""
+    return _windowed(session, ScheduleEntry, schedule, start, end, page)
 
 
 def get_entry(session: Session, schedule: Schedule, entry_id: int) -> ScheduleEntry:
@@ -206,9 +226,9 @@ def delete_entry(session: Session, entry: ScheduleEntry) -> None:
 # --- overrides ---------------------------------------------------------------------------
 
 def list_overrides(session: Session, schedule: Schedule, *, start: datetime | None = None,
-                   end: datetime | None = None) -> list[ScheduleOverride]:
-    """The schedule's overrides (those overlapping [start, end) when given), by start time."""
-    return _windowed(session, ScheduleOverride, schedule, start, end)
+                   end: datetime | None = None, page: Keyset | None = None) -> list[ScheduleOverride]:
+    """The schedule's overrides (those overlapping [start, end) when given), by start time (by id for a page)."""
+    return _windowed(session, ScheduleOverride, schedule, start, end, page)
 
 
 def get_override(session: Session, schedule: Schedule, override_id: int) -> ScheduleOverride:

@@ -136,6 +136,14 @@ def confirm_pending_subscriptions(session: Session, *, now: datetime, fetch, lim
     return counts
 
 
+def sns_subscriptions_by_source(session: Session) -> dict[int, list[SnsSubscription]]:
+    """Every SNS subscription grouped by alert source id, oldest first within a source (the sources page)."""
+    grouped: dict[int, list[SnsSubscription]] = {}
+    for sub in session.scalars(select(SnsSubscription).order_by(SnsSubscription.id)):
+        grouped.setdefault(sub.alert_source_id, []).append(sub)
+    return grouped
+
+
 def list_sns_subscriptions(session: Session, source_id: int) -> list[SnsSubscription]:
     """A source's SNS subscriptions, newest first (the UI shows pending/confirmed/failed)."""
     return list(session.scalars(select(SnsSubscription).where(SnsSubscription.alert_source_id == source_id)

@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
-from pagerpal_core.db import unique_or_conflict
+from pagerpal_core.db import Keyset, unique_or_conflict
 from pagerpal_core.errors import NotFound
 from pagerpal_core.models import Team, TeamMembership, User
 from pagerpal_core.services.validation import UNSET, clean_text, lookup_active_user, raise_if
@@ -26,9 +26,12 @@ def get_team(session: Session, team_id: int) -> Team:
     return team
 
 
-def list_teams(session: Session) -> list[Team]:
-    """Every team, by name."""
-    return list(session.scalars(select(Team).order_by(Team.name)))
+def list_teams(session: Session, *, page: Keyset | None = None) -> list[Team]:
+    """Every team with its members loaded, by name (by id for a keyset `page`)."""
+    query = select(Team).options(selectinload(Team.memberships).selectinload(TeamMembership.user))
+    if page is not None:
+        return list(session.scalars(page.apply(query, Team.id)))
+    return list(session.scalars(query.order_by(Team.name)))
 
 
 def create_team(session: Session, *, name: str, description: str = "", now: datetime | None = None) -> Team:

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, or_, select, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
-from pagerpal_core.db import MAX_ROW_ID, is_postgres
+from pagerpal_core.db import MAX_ROW_ID, Keyset, is_postgres
 from pagerpal_core.errors import Conflict, Forbidden, Invalid, NotFound
 from pagerpal_core.locks import ADMIN_GUARD_LOCK_ID
-from pagerpal_core.models import AppState, ContactMethod, Incident, User
+from pagerpal_core.models import AppState, ContactMethod, Incident, ScheduleEntry, TeamMembership, User
 from pagerpal_core.models.incidents import OPEN_STATUSES
 from pagerpal_core.models.users import CHANNELS, ROLES
 from pagerpal_core.security import hash_password, password_problem, verify_password
@@ -76,6 +77,44 @@ def get_user(session: Session, user_id: int) -> User:
     if user is None:
         raise NotFound(f"user {user_id} not found")
     return user
+
+
+def list_users(session: Session, *, page: Keyset | None = None) -> list[User]:
+    """Every user with contact methods loaded: active first, then by name (by id for a keyset `page`)."""
+    query = select(User).options(selectinload(User.contact_methods))
+    if page is not None:
+        return list(session.scalars(page.apply(query, User.id)))
+    return list(session.scalars(query.order_by(User.active.desc(), User.name, User.id)))
+
+
+def list_active_users(session: Session, *, roles: tuple[str, ...] | None = None) -> list[User]:
+    """Active users by name (only those whose role is in `roles` when given): the choices of user pickers."""
+    query = select(User).where(User.active.is_(True))
+    if roles is not None:
+        query = query.where(User.role.in_(roles))
+    return list(session.scalars(query.order_by(User.name, User.id)))
+
+
+@dataclass
+class UserFootprint:
+    """What a user is part of: their team memberships, open incidents assigned, shifts still to come."""
+
+    memberships: list[TeamMembership]
+    open_assigned: int
+    future_entries: int
+
+
+def user_footprint(session: Session, user: User, *, now: datetime) -> UserFootprint:
+    """The user's teams and counts of open assigned incidents and entries ending after `now`.
+
+    The user page shows it, and the deactivation page counts what deactivating would touch.
+    """
+    memberships = list(session.scalars(select(TeamMembership).where(TeamMembership.user_id == user.id)))
+    open_assigned = session.scalar(select(func.count(Incident.id)).where(
+        Incident.assignee_id == user.id, Incident.status.in_(OPEN_STATUSES))) or 0
+    future_entries = session.scalar(select(func.count(ScheduleEntry.id)).where(
+        ScheduleEntry.user_id == user.id, ScheduleEntry.ends_at > now)) or 0
+    return UserFootprint(memberships=memberships, open_assigned=open_assigned, future_entries=future_entries)
 
 
 def find_user_by_email(session: Session, email: str) -> User | None:

@@ -5,10 +5,10 @@ else it is masked (`ppk_…abcd`). Each source carries ready-to-copy webhook det
 its kind, built from PAGERPAL_BASE_URL.
 """
 
+from functools import partial
 from urllib.parse import urlsplit, urlunsplit
 
 from flask import jsonify
-from sqlalchemy import select
 
 from pagerpal_core.models import AlertSource
 from pagerpal_core.services import alert_sources as svc
@@ -58,7 +58,7 @@ def serialize_source(source: AlertSource, key: str | None = None) -> dict:
 @bp.get("/alert-sources")
 def list_alert_sources():
     """Alert sources by id, paginated; keys masked."""
-    return jsonify(paginate(db.session, select(AlertSource), AlertSource.id, "api.list_alert_sources",
+    return jsonify(paginate(partial(svc.list_alert_sources, db.session), "api.list_alert_sources",
                             serialize_source))
 
 

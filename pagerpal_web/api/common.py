@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import g, has_request_context, jsonify, request, url_for
 from sqlalchemy import event
 
+from pagerpal_core.db import Keyset
 from pagerpal_core.errors import Invalid, NotFound
 from pagerpal_core.services.validation import text_problem  # noqa: F401 - API modules import it from here
 from pagerpal_core.timeutil import isoformat, parse_iso
@@ -174,12 +175,13 @@ def page_response(items: list, limit: int, endpoint: str, serialize, **url_args)
     return {"items": [serialize(item) for item in items], "next": next_url}
 
 
-def paginate(session, query, id_column, endpoint: str, serialize, **url_args) -> dict:
-    """Run `query` ordered by `id_column` as one keyset page (`?after=<id>&limit=`)."""
+def paginate(fetch, endpoint: str, serialize, **url_args) -> dict:
+    """One keyset page (`?after=<id>&limit=`) of what the core list function `fetch(page=Keyset)` returns.
+
+    One row more than the limit is asked for, so `next` appears only when more exist.
+    """
     limit, after = page_args()
-    if after is not None:
-        query = query.where(id_column > after)
-    rows = list(session.scalars(query.order_by(id_column).limit(limit + 1)))
+    rows = fetch(page=Keyset(limit=limit + 1, after=after))
     return page_response(rows, limit, endpoint, serialize, **url_args)
 
 

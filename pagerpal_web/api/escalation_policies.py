@@ -1,8 +1,8 @@
 """/api/v1/escalation-policies with levels and their targets."""
 
+from functools import partial
+
 from flask import jsonify
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from pagerpal_core.models import EscalationLevel, EscalationPolicy, EscalationTarget
 from pagerpal_core.services import escalation_policies as svc
@@ -47,9 +47,8 @@ def _policy_args(data: dict) -> dict:
 @bp.get("/escalation-policies")
 def list_escalation_policies():
     """Policies by id with levels and targets, paginated."""
-    return jsonify(paginate(db.session, select(EscalationPolicy).options(
-        selectinload(EscalationPolicy.levels).selectinload(EscalationLevel.targets)), EscalationPolicy.id,
-                            "api.list_escalation_policies", serialize_policy))
+    return jsonify(paginate(partial(svc.list_policies, db.session), "api.list_escalation_policies",
+                            serialize_policy))
 
 
 @bp.post("/escalation-policies")

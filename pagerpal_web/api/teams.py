@@ -1,10 +1,10 @@
 """/api/v1/teams and /teams/<id>/members."""
 
-from flask import jsonify
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from functools import partial
 
-from pagerpal_core.models import Team, TeamMembership
+from flask import jsonify
+
+from pagerpal_core.models import Team
 from pagerpal_core.services.teams import (
     add_team_member,
     create_team,
@@ -14,6 +14,7 @@ from pagerpal_core.services.teams import (
     remove_team_member,
     update_team,
 )
+from pagerpal_core.services.teams import list_teams as fetch_teams
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.api import bp
 from pagerpal_web.api.common import body_fields, created, no_content, paginate, ts
@@ -29,8 +30,7 @@ def serialize_team(team: Team) -> dict:
 @bp.get("/teams")
 def list_teams():
     """Teams by id, paginated."""
-    query = select(Team).options(selectinload(Team.memberships).selectinload(TeamMembership.user))
-    return jsonify(paginate(db.session, query, Team.id, "api.list_teams", serialize_team))
+    return jsonify(paginate(partial(fetch_teams, db.session), "api.list_teams", serialize_team))
 
 
 @bp.post("/teams")

@@ -4,9 +4,9 @@ There is no DELETE: people with history are deactivated (`POST .../deactivate`),
 drops them out of paging at once and keeps every timeline entry that names them.
 """
 
+from functools import partial
+
 from flask import jsonify
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from pagerpal_core.models import ContactMethod, User
 from pagerpal_core.security import destination_for
@@ -23,6 +23,7 @@ from pagerpal_core.services.users import (
     remove_contact_method,
     update_user,
 )
+from pagerpal_core.services.users import list_users as fetch_users
 from pagerpal_core.services.users import update_contact_method as change_contact_method
 from pagerpal_core.services.validation import UNSET, raise_if
 from pagerpal_core.timeutil import utcnow
@@ -71,8 +72,7 @@ def user_ref(user: User | None) -> dict | None:
 @bp.get("/users")
 def list_users():
     """Users by id, paginated."""
-    query = select(User).options(selectinload(User.contact_methods))
-    return jsonify(paginate(db.session, query, User.id, "api.list_users", serialize_user))
+    return jsonify(paginate(partial(fetch_users, db.session), "api.list_users", serialize_user))
 
 
 @bp.get("/users/<int:user_id>")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from flask import flash, make_response, redirect, render_template, request, url_for
-from sqlalchemy import func, select
 
-from pagerpal_core.models import EscalationPolicy, Incident, SnsSubscription, Team
+from pagerpal_core.models import EscalationPolicy
 from pagerpal_core.services import alert_sources as source_service
+from pagerpal_core.services.escalation_policies import list_policies
 from pagerpal_core.services.ingestion import send_test_alert
+from pagerpal_core.services.sns import list_sns_subscriptions, sns_subscriptions_by_source
+from pagerpal_core.services.teams import list_teams
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.auth import login_required_role
 from pagerpal_web.extensions import db
@@ -19,19 +21,17 @@ from pagerpal_web.webhooks.alerts import WEBHOOK_PATHS
 
 def _fill_choices(form: AlertSourceForm) -> AlertSourceForm:
     form.policy_id.choices = choice_list([("", "— none (incidents are unrouted) —")] + [
-        (p.id, p.name) for p in db.session.scalars(select(EscalationPolicy).order_by(EscalationPolicy.name))])
+        (p.id, p.name) for p in list_policies(db.session)])
     form.team_id.choices = choice_list([("", "— no team —")] + [
-        (t.id, t.name) for t in db.session.scalars(select(Team).order_by(Team.name))])
+        (t.id, t.name) for t in list_teams(db.session)])
     return form
 
 
 def _list_page(form: AlertSourceForm):
     _fill_choices(form)
     sources = source_service.list_alert_sources(db.session)
-    policies = {p.id: p for p in db.session.scalars(select(EscalationPolicy))}
-    subscriptions = {}
-    for sub in db.session.scalars(select(SnsSubscription).order_by(SnsSubscription.id)):
-        subscriptions.setdefault(sub.alert_source_id, []).append(sub)
+    policies = {p.id: p for p in list_policies(db.session)}
+    subscriptions = sns_subscriptions_by_source(db.session)
     return render_template("alert_sources.html", sources=sources, form=form, policies=policies,
                            subscriptions=subscriptions, now=utcnow()), form_status(form)
 
@@ -74,10 +74,8 @@ def _detail_page(source, form=None):
     form = form or AlertSourceForm(prefix="source", data={
         "name": source.name, "kind": source.kind, "policy_id": source.policy_id, "team_id": source.team_id})
     _fill_choices(form)
-    subscriptions = db.session.scalars(select(SnsSubscription).where(SnsSubscription.alert_source_id == source.id)
-                                       .order_by(SnsSubscription.id.desc())).all()
-    open_count = db.session.scalar(select(func.count(Incident.id)).where(
-        Incident.alert_source_id == source.id, Incident.status.in_(("triggered", "acknowledged"))))
+    subscriptions = list_sns_subscriptions(db.session, source.id)
+    open_count = source_service.count_open_incidents(db.session, source)
     policy = db.session.get(EscalationPolicy, source.policy_id) if source.policy_id else None
     base = settings().base_url.rstrip("/")
     return render_template("alert_source_detail.html", source=source, form=form, subscriptions=subscriptions,

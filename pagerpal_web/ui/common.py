@@ -7,12 +7,10 @@ from datetime import datetime
 
 from flask import current_app, flash, redirect, request
 from flask_login import current_user
-from sqlalchemy import select
 
 from pagerpal_core.errors import DomainError
-from pagerpal_core.models import User
 from pagerpal_core.security import mask_destination
-from pagerpal_core.services.users import ACTOR_ROLES  # who may be named "Acting as" (one rule, in core)
+from pagerpal_core.services.users import ACTOR_ROLES, list_active_users  # ACTOR_ROLES: who may be named "Acting as"
 from pagerpal_core.timeutil import as_utc, utcnow
 from pagerpal_web.auth import has_role
 from pagerpal_web.config import settings  # noqa: F401 - views import it from here
@@ -59,14 +57,13 @@ def masked(destination: str | None) -> str:
 
 def actor_choices() -> list:
     """(id, label) of everyone who may be recorded as acting on an incident."""
-    users = db.session.scalars(select(User).where(User.active.is_(True), User.role.in_(ACTOR_ROLES))
-                               .order_by(User.name, User.id))
+    users = list_active_users(db.session, roles=ACTOR_ROLES)
     return choice_list((u.id, f"{u.name}" + ("" if u.can_log_in else " (no login)")) for u in users)
 
 
 def active_user_choices(blank: str | None = None) -> list:
     """(id, label) of every active user, optionally led by a blank choice."""
-    users = db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.name, User.id))
+    users = list_active_users(db.session)
     choices = [(u.id, f"{u.name} <{u.email}>") for u in users]
     return choice_list(([("", blank)] if blank is not None else []) + choices)
 

@@ -7,11 +7,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
 
 from pagerpal_core.errors import Invalid
-from pagerpal_core.models import AlertSource, Schedule, Team, User
+from pagerpal_core.models import Schedule, Team, User
 from pagerpal_core.services import escalation_policies as escalation
+from pagerpal_core.services.alert_sources import list_alert_sources
+from pagerpal_core.services.schedules import list_schedules
+from pagerpal_core.services.teams import list_teams
+from pagerpal_core.services.users import list_active_users
 from pagerpal_core.services.simulate import simulate_policy
 from pagerpal_core.timeutil import as_utc, utcnow
 from pagerpal_web.auth import login_required_role
@@ -22,19 +25,18 @@ from pagerpal_web.ui.forms import LevelForm, PolicyForm, TargetForm, choice_list
 
 
 def _team_choices():
-    return choice_list([("", "— no team —")] + [(t.id, t.name) for t in
-                                                 db.session.scalars(select(Team).order_by(Team.name))])
+    return choice_list([("", "— no team —")] + [(t.id, t.name) for t in list_teams(db.session)])
 
 
 def target_choices() -> list:
     """Every possible target as ("kind:id", label): active users, schedules, teams."""
     choices = [("", "— choose —")]
     choices += [(f"schedule:{s.id}", f"Schedule: {s.name} (whoever is on call)")
-                for s in db.session.scalars(select(Schedule).order_by(Schedule.name))]
+                for s in list_schedules(db.session)]
     choices += [(f"team:{t.id}", f"Team: {t.name} (on call in its schedules)")
-                for t in db.session.scalars(select(Team).order_by(Team.name))]
+                for t in list_teams(db.session)]
     choices += [(f"user:{u.id}", f"Person: {u.name}")
-                for u in db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.name))]
+                for u in list_active_users(db.session)]
     return choice_list(choices)
 
 
@@ -126,8 +128,7 @@ def _detail_page(policy, *, form=None, level_form=None, target_form=None, target
     level_form.target.choices = choices
     target_form = target_form or TargetForm(prefix="target")
     target_form.target.choices = choices
-    sources = db.session.scalars(select(AlertSource).where(AlertSource.policy_id == policy.id)
-                                 .order_by(AlertSource.name)).all()
+    sources = list_alert_sources(db.session, policy=policy)
     simulation, simulation_status = simulation_view(policy)
     status = max(form_status(form), form_status(level_form), form_status(target_form), simulation_status)
     return render_template("policy_detail.html", policy=policy, form=form, level_form=level_form,

@@ -6,12 +6,11 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import Response, flash, redirect, render_template, request, url_for
-from sqlalchemy import select
 
-from pagerpal_core.models import EscalationTarget, Team, User
 from pagerpal_core.services import ical, oncall
 from pagerpal_core.services import schedules as schedule_service
-from pagerpal_core.services.users import get_user
+from pagerpal_core.services.teams import list_teams
+from pagerpal_core.services.users import get_user, list_users
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.auth import login_required_role
 from pagerpal_web.extensions import db
@@ -67,8 +66,7 @@ def timeline_start(now: datetime) -> datetime:
 
 
 def _team_choices():
-    return choice_list([("", "— no team —")] + [(t.id, t.name) for t in
-                                                 db.session.scalars(select(Team).order_by(Team.name))])
+    return choice_list([("", "— no team —")] + [(t.id, t.name) for t in list_teams(db.session)])
 
 
 def _list_page(form: ScheduleForm):
@@ -76,7 +74,7 @@ def _list_page(form: ScheduleForm):
     schedules = schedule_service.list_schedules(db.session)
     now = utcnow()
     on_call = {s.id: oncall.who_is_on_call(db.session, s, now) for s in schedules}
-    teams = {t.id: t for t in db.session.scalars(select(Team))}
+    teams = {t.id: t for t in list_teams(db.session)}
     return render_template("schedules.html", schedules=schedules, form=form, on_call=on_call, teams=teams,
                            timeline=timeline(schedules, start=timeline_start(now))), form_status(form)
 
@@ -118,16 +116,15 @@ def _detail_page(schedule, **given):
             form.ends_at.label.text = f"Ends ({schedule.timezone})"
     forms["rotation"].participants.choices = choices
     now = utcnow()
-    used_by = db.session.scalar(select(EscalationTarget.id).where(EscalationTarget.schedule_id == schedule.id)
-                                .limit(1))
     status = max(form_status(f) for f in forms.values())
     return render_template(
         "schedule_detail.html", schedule=schedule, forms=forms, now=now,
         on_call=oncall.who_is_on_call(db.session, schedule, now),
         entries=schedule_service.list_entries(db.session, schedule, start=now - timedelta(days=1)),
         overrides=schedule_service.list_overrides(db.session, schedule, start=now - timedelta(days=1)),
-        users={u.id: u for u in db.session.scalars(select(User))}, user_choices=choices,
-        timeline=timeline([schedule], start=timeline_start(now)), used_by_policy=used_by is not None), status
+        users={u.id: u for u in list_users(db.session)}, user_choices=choices,
+        timeline=timeline([schedule], start=timeline_start(now)),
+        used_by_policy=schedule_service.is_schedule_targeted(db.session, schedule)), status
 
 
 @bp.get("/schedules/<int:schedule_id>")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, url_for
-from sqlalchemy import select
 
-from pagerpal_core.models import EscalationPolicy, Schedule
+from pagerpal_core.services.escalation_policies import list_policies
 from pagerpal_core.services.oncall import team_on_call
+from pagerpal_core.services.schedules import list_schedules
 from pagerpal_core.services.teams import (
     add_team_member,
     create_team,
@@ -55,10 +55,8 @@ def _detail_page(team, *, form=None, member_form=None):
     form = form or TeamForm(prefix="team", data={"name": team.name, "description": team.description})
     member_form = member_form or MemberForm(prefix="member")
     member_form.user_id.choices = active_user_choices()
-    schedules = db.session.scalars(select(Schedule).where(Schedule.team_id == team.id)
-                                   .order_by(Schedule.name)).all()
-    policies = db.session.scalars(select(EscalationPolicy).where(EscalationPolicy.team_id == team.id)
-                                  .order_by(EscalationPolicy.name)).all()
+    schedules = list_schedules(db.session, team=team)
+    policies = list_policies(db.session, team=team)
     status = max(form_status(form), form_status(member_form))
     return render_template("team_detail.html", team=team, members=list_team_members(db.session, team),
                            form=form, member_form=member_form, schedules=schedules, policies=policies,
