@@ -209,7 +209,15 @@ class Settings:
     notification_retry_worker_enabled: bool = _setting("NOTIFICATION_RETRY_WORKER_ENABLED", _bool, "true")
     escalation_worker_enabled: bool = _setting("ESCALATION_WORKER_ENABLED", _bool, "true")
     worker_poll_interval: float = _setting("WORKER_POLL_INTERVAL", _positive_float, "1.0")
-    notification_max_attempts: int = _setting("NOTIFICATION_MAX_ATTEMPTS", _positive_int, "5")
+    # Retries are bounded by time (the window after the first attempt); 0 = no count limit besides.
+    notification_max_attempts: int = _setting("NOTIFICATION_MAX_ATTEMPTS", _int, "0")
+    notification_retry_window_seconds: float = _setting("NOTIFICATION_RETRY_WINDOW_SECONDS", _positive_float, "900")
+    # An SMS/WhatsApp page with no delivered receipt this long after sending fails over to the
+    # user's next contact method (only when INFOBIP_RECEIPT_TOKEN is set: receipts are configured).
+    delivery_confirm_seconds: float = _setting("DELIVERY_CONFIRM_SECONDS", _positive_float, "120")
+    # At most this many messages per destination per window; the rest fold into one summary.
+    pages_per_destination: int = _setting("PAGES_PER_DESTINATION", _positive_int, "5")
+    page_bundle_window_seconds: float = _setting("PAGE_BUNDLE_WINDOW_SECONDS", _positive_float, "120")
     notification_retry_base_seconds: float = _setting("NOTIFICATION_RETRY_BASE_SECONDS", _positive_float, "10")
     notification_retry_max_seconds: float = _setting("NOTIFICATION_RETRY_MAX_SECONDS", _positive_float, "600")
     notification_lease_seconds: float = _setting("NOTIFICATION_LEASE_SECONDS", _positive_float, "60")

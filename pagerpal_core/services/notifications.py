@@ -5,6 +5,13 @@ called: `claim_due_notifications` (one statement marks rows `sending` with a lea
 caller commits), the send (no transaction), `record_send_outcome` (a new transaction).
 A worker that dies mid-send leaves `sending` rows whose lease runs out;
 `recover_expired_leases` puts them back to `pending` (at-least-once, never dropped).
+
+Retries are bounded by time, not by count: a retryable failure is tried again with capped,
+jittered backoff until NOTIFICATION_RETRY_WINDOW_SECONDS after the row's first attempt, or
+until its incident is acknowledged or resolved. A 429 with Retry-After pauses the whole
+provider (`provider_pauses`): no row for it is claimed before the pause ends. Due rows are
+claimed oldest first, so a backlog drains in the order the pages were written. A page that
+ends failed is picked up by `failover.fail_over_due` (the user's next contact method).
 """
 
 from __future__ import annotations
@@ -13,14 +20,15 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from pagerpal_core.db import Keyset
 from pagerpal_core.errors import Conflict, Invalid, NotFound
-from pagerpal_core.models import Incident, Notification, User
+from pagerpal_core.models import Incident, Notification, ProviderPause, User
 from pagerpal_core.models.notifications import NOTIFICATION_STATUSES, RETRYABLE_BY_HAND
 from pagerpal_core.security import clip, mask_destination, redact
+from pagerpal_core.services.provider_health import PROVIDERS
 from pagerpal_core.services.timeline import record_event
 from pagerpal_core.wakeup import notify_new_work
 
@@ -29,16 +37,30 @@ MAX_ERROR_LENGTH = 1000  # notifications.last_error is String(1000)
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with jitter: attempt n waits between ½ and 1 × min(cap, base·2^(n-1))."""
+    """Exponential backoff with jitter: attempt n waits between ½ and 1 × min(cap, base·2^(n-1)).
+
+    Retries stop `window_seconds` after the first attempt; `max_attempts` (0 = none) is an
+    optional count limit on top.
+    """
 
     base_seconds: float = 10.0
     max_seconds: float = 600.0
-    max_attempts: int = 5
+    max_attempts: int = 0
+    window_seconds: float = 900.0
 
     @classmethod
     def from_settings(cls, settings) -> RetryPolicy:
+        """The policy the settings describe."""
         return cls(settings.notification_retry_base_seconds, settings.notification_retry_max_seconds,
-                   settings.notification_max_attempts)
+                   settings.notification_max_attempts, settings.notification_retry_window_seconds)
+
+    def deadline(self, first_attempt_at: datetime | None, now: datetime) -> datetime:
+        """When retrying stops for a row first tried at `first_attempt_at`."""
+        return (first_attempt_at or now) + timedelta(seconds=self.window_seconds)
+
+    def out_of_attempts(self, attempts: int) -> bool:
+        """True when the optional count limit is reached."""
+        return bool(self.max_attempts) and attempts >= self.max_attempts
 
     def delay(self, attempts: int, rng: random.Random | None = None) -> float:
         """Seconds to wait after the `attempts`-th failed attempt (attempts ≥ 1).
@@ -61,6 +83,7 @@ class ClaimedNotification:
     subject: str
     body: str
     attempts: int
+    user_id: int | None = None
 
 
 def clean_error(error: str | None, secrets: list[str] | tuple[str, ...] = ()) -> str | None:
@@ -78,12 +101,33 @@ def _due(now: datetime):
     return (Notification.status == "pending") & (Notification.next_attempt_at <= now) & ~resolved
 
 
-def _due_ids(now: datetime, limit: int):
+def paused_channels(session: Session, *, now: datetime) -> list[str]:
+    """Channels whose provider asked us to wait (429 Retry-After) and whose pause has not ended."""
+    providers = set(session.scalars(select(ProviderPause.provider).where(ProviderPause.paused_until > now)))
+    return [channel for channel, provider in PROVIDERS.items() if provider in providers]
+
+
+def pause_provider(session: Session, provider: str, *, until: datetime, reason: str, now: datetime) -> None:
+    """Hold every send to `provider` until `until` (a later pause wins; an earlier one is kept)."""
+    pause = session.get(ProviderPause, provider, with_for_update=True)
+    if pause is None:
+        session.add(ProviderPause(provider=provider, paused_until=until, reason=clip(reason, 500), updated_at=now))
+    elif pause.paused_until < until:
+        pause.paused_until, pause.reason, pause.updated_at = until, clip(reason, 500), now
+    session.flush()
+
+
+def _due_ids(now: datetime, limit: int, paused: list[str] = ()):
     # FOR UPDATE SKIP LOCKED (PostgreSQL): two workers claiming at once each take rows the
     # other has not locked, instead of waiting or taking the same ones. SQLite renders no
     # FOR UPDATE; its transactions start with BEGIN IMMEDIATE, which serialises claims.
-    return (select(Notification.id).where(_due(now))
-            .order_by(Notification.next_attempt_at, Notification.id)
+    # Oldest page first (ids grow with time): after an outage the backlog drains in the order
+    # the pages were written, not in the jittered order their retries fell due.
+    due = _due(now)
+    if paused:
+        due = due & Notification.channel.not_in(list(paused))
+    return (select(Notification.id).where(due)
+            .order_by(Notification.id)
             .limit(limit).with_for_update(skip_locked=True))
 
 
@@ -99,17 +143,21 @@ def cancel_notifications_of_resolved(session: Session, *, now: datetime) -> int:
     return result.rowcount or 0
 
 
-def recover_expired_leases(session: Session, *, now: datetime, max_attempts: int) -> int:
+def recover_expired_leases(session: Session, *, now: datetime, policy: RetryPolicy) -> int:
     """Rows left `sending` past their lease (a worker died mid-send) → `pending` again.
 
-    The interrupted send counts as an attempt (it may have reached the provider); a row out
-    of attempts becomes `exhausted`. `leased_by` is kept so the late worker can still record
-    its outcome if it comes back. Returns how many rows were recovered.
+    The interrupted send counts as an attempt (it may have reached the provider); a row past
+    its retry window (or its optional attempt limit) becomes `exhausted` and fails over.
+    `leased_by` is kept so the late worker can still record its outcome if it comes back.
+    Returns how many rows were recovered.
     """
     expired = (Notification.status == "sending") & (Notification.lease_expires_at < now)
     note = "lease expired before the outcome was recorded (worker stopped mid-send?)"
+    over = Notification.first_attempt_at <= now - timedelta(seconds=policy.window_seconds)
+    if policy.max_attempts:
+        over = over | (Notification.attempts + 1 >= policy.max_attempts)
     exhausted = session.execute(
-        update(Notification).where(expired, Notification.attempts + 1 >= max_attempts)
+        update(Notification).where(expired, over)
         .values(status="exhausted", attempts=Notification.attempts + 1, lease_expires_at=None,
                 next_attempt_at=None, last_error=note, updated_at=now)
         .execution_options(synchronize_session=False)).rowcount or 0
@@ -129,12 +177,13 @@ def claim_due_notifications(session: Session, *, now: datetime, limit: int, leas
     row is taken by exactly one worker and no read-then-write window exists.
     """
     rows = session.execute(
-        update(Notification).where(Notification.id.in_(_due_ids(now, limit)))
+        update(Notification).where(Notification.id.in_(_due_ids(now, limit, paused_channels(session, now=now))))
         .values(status="sending", lease_expires_at=now + timedelta(seconds=lease_seconds),
-                leased_by=leased_by, updated_at=now)
+                leased_by=leased_by, updated_at=now,
+                first_attempt_at=func.coalesce(Notification.first_attempt_at, now))
         .returning(Notification.id, Notification.incident_id, Notification.channel,
                    Notification.destination, Notification.subject, Notification.body,
-                   Notification.attempts)
+                   Notification.attempts, Notification.user_id)
         .execution_options(synchronize_session=False)).all()
     claimed = [ClaimedNotification(*row) for row in rows]
     claimed.sort(key=lambda c: c.id)
@@ -167,13 +216,16 @@ def suppress_due_notifications(session: Session, *, now: datetime, limit: int) -
 def record_send_outcome(session: Session, notification_id: int, *, outcome: str, leased_by: str,
                         now: datetime, policy: RetryPolicy, provider_message_id: str | None = None,
                         provider_status: str | None = None, error: str | None = None,
-                        secrets: list[str] | tuple[str, ...] = (), rng: random.Random | None = None) \
-        -> str | None:
+                        secrets: list[str] | tuple[str, ...] = (), rng: random.Random | None = None,
+                        retry_after: float | None = None) -> str | None:
     """Record what the provider answered for a row this worker claimed; returns the new status.
 
-    outcome: "accepted" → `sent`; "retryable" → `pending` after a backoff, or `exhausted`
-    on the last attempt; "permanent" → `exhausted`. Returns None when the row is no longer
-    ours (another worker re-claimed it after our lease ran out): nothing is overwritten.
+    outcome: "accepted" → `sent`; "retryable" → `pending` after a backoff (at least
+    `retry_after`, which also pauses the provider), or `exhausted` once the retry window has
+    passed, or `cancelled` when the incident was acknowledged/resolved meanwhile;
+    "permanent" → `exhausted` (the worker's failover sweep then pages the user's next contact
+    method, services/failover.py). Returns None when the row is no longer ours (another worker re-claimed it after
+    our lease ran out): nothing is overwritten.
     """
     notification = session.execute(
         select(Notification).where(
@@ -204,15 +256,27 @@ def record_send_outcome(session: Session, notification_id: int, *, outcome: str,
         session.flush()
         return "sent"
     notification.last_error = clean_error(error or outcome, secrets)
-    if outcome == "retryable" and notification.attempts < policy.max_attempts:
+    if outcome == "retryable" and retry_after:
+        pause_provider(session, PROVIDERS.get(notification.channel, notification.channel),
+                       until=now + timedelta(seconds=retry_after), reason=notification.last_error or "", now=now)
+    if outcome == "retryable" and incident is not None and incident.status != "triggered":
+        # Retries run until the incident is acknowledged or resolved: nobody needs this page now.
+        notification.status = "cancelled"
+        notification.next_attempt_at = None
+        session.flush()
+        return "cancelled"
+    deadline = policy.deadline(notification.first_attempt_at, now)
+    if outcome == "retryable" and now < deadline and not policy.out_of_attempts(notification.attempts):
+        wait = max(policy.delay(notification.attempts, rng), retry_after or 0.0)
         notification.status = "pending"
-        notification.next_attempt_at = now + timedelta(seconds=policy.delay(notification.attempts, rng))
+        # One last try at the deadline rather than none: the outage may just have ended.
+        notification.next_attempt_at = min(now + timedelta(seconds=wait), deadline)
         session.flush()
         return "pending"
     notification.status = "exhausted"
     notification.next_attempt_at = None
     if incident is not None:
-        why = "permanent provider error" if outcome == "permanent" else "out of attempts"
+        why = "permanent provider error" if outcome == "permanent" else "retries ran out"
         record_event(session, incident, "notification_failed",
                      f"Page by {label} failed ({why}); retry it once the cause is fixed",
                      detail={"notification_id": notification.id, "attempts": notification.attempts,

@@ -29,14 +29,16 @@ class SendResult:
     provider_message_id: str | None = None
     provider_status: str | None = None
     error: str | None = None
+    # Seconds the provider asked us to wait (429 Retry-After): pauses every send to it.
+    retry_after: float | None = None
 
     @classmethod
     def accepted(cls, message_id: str | None, status: str | None = None) -> SendResult:
         return cls("accepted", provider_message_id=message_id, provider_status=status)
 
     @classmethod
-    def retryable(cls, error: str) -> SendResult:
-        return cls("retryable", error=error)
+    def retryable(cls, error: str, retry_after: float | None = None) -> SendResult:
+        return cls("retryable", error=error, retry_after=retry_after)
 
     @classmethod
     def permanent(cls, error: str) -> SendResult:

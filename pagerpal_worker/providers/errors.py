@@ -13,8 +13,8 @@ def safe_text(text: str, secrets: list[str] | tuple[str, ...]) -> str:
     return clip(redact(str(text), list(secrets)), MAX_ERROR_CHARS)
 
 
-def retryable(text: str, secrets: list[str] | tuple[str, ...]) -> SendResult:
-    return SendResult.retryable(safe_text(text, secrets))
+def retryable(text: str, secrets: list[str] | tuple[str, ...], retry_after: float | None = None) -> SendResult:
+    return SendResult.retryable(safe_text(text, secrets), retry_after)
 
 
 def permanent(text: str, secrets: list[str] | tuple[str, ...]) -> SendResult:

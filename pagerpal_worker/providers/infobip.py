@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 import requests
 
@@ -25,6 +27,7 @@ WHATSAPP_TEMPLATE_PATH = "/whatsapp/1/message/template"
 DEFAULT_TEMPLATE_LANGUAGE = "en"
 MAX_PLACEHOLDER_CHARS = 1000   # WhatsApp refuses longer template parameters
 USER_AGENT = "PagerPal"
+MAX_RETRY_AFTER_SECONDS = 3600.0
 
 
 def normalize_base_url(raw: str) -> str:
@@ -65,6 +68,31 @@ def template_placeholders(message: OutboundMessage) -> list[str]:
     details = " · ".join(" ".join(line.split()) for line in lines) or message.subject
     subject = " ".join(message.subject.split())
     return [subject[:MAX_PLACEHOLDER_CHARS], details[-MAX_PLACEHOLDER_CHARS:]]
+
+
+def parse_retry_after(raw: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date), capped at an hour.
+
+    None when absent or unreadable. The cap keeps a provider's typo from silencing pages for days.
+    """
+    if not raw:
+        return None
+    raw = raw.strip()
+    try:
+        seconds = float(raw)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(raw)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if seconds != seconds or seconds <= 0:  # NaN or in the past
+        return None
+    return min(seconds, MAX_RETRY_AFTER_SECONDS)
 
 
 def _service_exception(response: requests.Response) -> str:
@@ -129,10 +157,10 @@ class InfobipSender:
             return None, data if isinstance(data, dict) else {}
         reason = _service_exception(response)
         if status == 429:
-            after = response.headers.get("Retry-After")
+            after = parse_retry_after(response.headers.get("Retry-After"))
             return self._fail(message, retryable(
-                f"Infobip rate limit (429 {reason})" + (f", retry after {after}s" if after else ""),
-                self.secrets)), None
+                f"Infobip rate limit (429 {reason})" + (f", retry after {after:g}s" if after else ""),
+                self.secrets, retry_after=after)), None
         if status >= 500:
             return self._fail(message, retryable(f"Infobip server error ({status} {reason})", self.secrets)), None
         if status in (401, 403):

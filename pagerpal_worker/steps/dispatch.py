@@ -1,5 +1,8 @@
 """Dispatch due notifications: claim under a lease, send outside any transaction, record.
 
+Before claiming, each pass fails over pages that ended failed (or went unconfirmed) to the
+person's next contact method, so that page is claimed and sent in the same pass.
+
 Safe mode (NOTIFICATION_SENDING_ENABLED=false) marks due rows `suppressed` instead, keeping
 the rendered message, and calls no provider.
 """
@@ -12,6 +15,7 @@ from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from pagerpal_core.services.failover import fail_over_due
 from pagerpal_core.services.notifications import (
     ClaimedNotification,
     RetryPolicy,
@@ -55,19 +59,19 @@ def run(ctx: WorkerContext, now: datetime, limit: int) -> int:
     flush_unrecorded(ctx)
     settings = ctx.settings
     cancelled = recovered = 0
+    failed_over = run_failover(ctx, now, limit)
     with ctx.session_factory() as session:
         if sweep_due(ctx, now):
             # Housekeeping once per poll interval, not on every wake-up: it is not on the
             # path of a new page, and wake-ups come as often as pages do.
             cancelled = cancel_notifications_of_resolved(session, now=now)
-            recovered = recover_expired_leases(session, now=now,
-                                               max_attempts=settings.notification_max_attempts)
+            recovered = recover_expired_leases(session, now=now, policy=RetryPolicy.from_settings(settings))
             ctx.last_sweep_at = now
         if not settings.notification_sending_enabled:
             suppressed = suppress_due_notifications(session, now=now, limit=limit)
             session.commit()
             ctx.more_work = ctx.more_work or suppressed == limit
-            return suppressed + cancelled
+            return suppressed + cancelled + failed_over
         batch = claim_limit(ctx, limit)
         claimed = claim_due_notifications(session, now=now, limit=batch,
                                           lease_seconds=settings.notification_lease_seconds,
@@ -78,10 +82,26 @@ def run(ctx: WorkerContext, now: datetime, limit: int) -> int:
     if recovered:
         log.warning("recovered notifications whose lease expired", extra={"fields": {"count": recovered}})
     if not claimed:
-        return cancelled
+        return cancelled + failed_over
     if len(claimed) == batch:
         ctx.more_work = True
-    return cancelled + send_claimed(ctx, claimed, now)
+    return cancelled + failed_over + send_claimed(ctx, claimed, now)
+
+
+def run_failover(ctx: WorkerContext, now: datetime, limit: int) -> int:
+    """Fail over failed and unconfirmed pages (own transaction); returns how many it handled.
+
+    The delivery-confirmation timeout applies only when receipts are configured
+    (INFOBIP_RECEIPT_TOKEN): without receipts no SMS would ever count as delivered.
+    """
+    settings = ctx.settings
+    confirm = settings.delivery_confirm_seconds if settings.infobip_receipt_token else None
+    with ctx.session_factory() as session:
+        handled = fail_over_due(session, now=now, base_url=settings.base_url, confirm_seconds=confirm, limit=limit)
+        session.commit()
+    if handled >= limit:
+        ctx.more_work = True
+    return handled
 
 
 def send_claimed(ctx: WorkerContext, claimed: list[ClaimedNotification], now: datetime) -> int:
@@ -149,7 +169,8 @@ def record(ctx: WorkerContext, outcomes: list[Outcome]) -> None:
             statuses = [record_send_outcome(
                 session, o.notification_id, outcome=o.result.outcome, leased_by=ctx.identity, now=o.at,
                 policy=policy, provider_message_id=o.result.provider_message_id,
-                provider_status=o.result.provider_status, error=o.result.error, secrets=secrets, rng=ctx.rng)
+                provider_status=o.result.provider_status, error=o.result.error, secrets=secrets, rng=ctx.rng,
+                retry_after=o.result.retry_after)
                 for o in outcomes]
             session.commit()
     except Exception as exc:
@@ -161,6 +182,8 @@ def record(ctx: WorkerContext, outcomes: list[Outcome]) -> None:
     for outcome, status in zip(outcomes, statuses, strict=True):
         result = outcome.result
         fields = {"notification_id": outcome.notification_id, "outcome": result.outcome, "status": status}
+        if status == "exhausted":
+            ctx.more_work = True  # run again at once: the failover sweep pages the next contact method
         if status is None:
             log.warning("send outcome for a row no longer leased to this worker", extra={"fields": fields})
         elif result.outcome == "accepted":
