@@ -38,7 +38,7 @@ def copy_of(app, client):
 
 
 def sign_out(client):
-    token = csrf_token_from(client.get("/dashboard").get_data(as_text=True))
+    token = csrf_token_from(client.get("/users").get_data(as_text=True))
     return client.post("/logout", data={"csrf_token": token})
 
 
@@ -53,10 +53,10 @@ def test_a_copied_cookie_stops_working_at_sign_out(app, make_account):
     user = make_account(role="admin")
     browser = signed_in(app, user.email)
     thief = copy_of(app, browser)
-    assert thief.get("/dashboard").status_code == 200
+    assert thief.get("/users").status_code == 200
     assert sign_out(browser).status_code == 302
-    assert browser.get("/dashboard").status_code == 302
-    stolen = thief.get("/dashboard")
+    assert browser.get("/users").status_code == 302
+    stolen = thief.get("/users")
     assert stolen.status_code == 302 and stolen.headers["Location"].startswith("/login")
     with app.app_context():
         assert db.session.scalars(select(UserSession)).all() == []
@@ -67,8 +67,8 @@ def test_signing_out_one_browser_leaves_the_others_signed_in(app, make_account):
     laptop, phone = signed_in(app, user.email), signed_in(app, user.email)
     assert laptop.get_cookie("session").value != phone.get_cookie("session").value
     sign_out(laptop)
-    assert laptop.get("/dashboard").status_code == 302
-    assert phone.get("/dashboard").status_code == 200
+    assert laptop.get("/users").status_code == 302
+    assert phone.get("/users").status_code == 200
 
 
 def test_an_idle_session_is_signed_out_on_the_server(make_app, make_account):
@@ -77,10 +77,10 @@ def test_an_idle_session_is_signed_out_on_the_server(make_app, make_account):
     browser = signed_in(app, user.email)
     thief = copy_of(app, browser)
     set_last_seen(app, utcnow() - timedelta(minutes=31))
-    assert browser.get("/dashboard").status_code == 302
-    assert thief.get("/dashboard").status_code == 302
+    assert browser.get("/users").status_code == 302
+    assert thief.get("/users").status_code == 302
     # Signing in again starts a new session.
-    assert signed_in(app, user.email).get("/dashboard").status_code == 200
+    assert signed_in(app, user.email).get("/users").status_code == 200
 
 
 def test_activity_keeps_a_session_alive(app, make_account):
@@ -90,11 +90,11 @@ def test_activity_keeps_a_session_alive(app, make_account):
     browser = signed_in(app, user.email)
     before = utcnow() - timedelta(minutes=700)
     set_last_seen(app, before)
-    assert browser.get("/dashboard").status_code == 200
+    assert browser.get("/users").status_code == 200
     with app.app_context():
         assert db.session.scalars(select(UserSession)).one().last_seen_at > before
     set_last_seen(app, utcnow() - timedelta(minutes=721))
-    assert browser.get("/dashboard").status_code == 302
+    assert browser.get("/users").status_code == 302
 
 
 def test_the_csrf_token_changes_at_sign_in(app, make_account):
@@ -107,10 +107,10 @@ def test_the_csrf_token_changes_at_sign_in(app, make_account):
     assert response.status_code == 302
     refused = client.post("/logout", data={"csrf_token": before})
     assert refused.status_code == 400
-    assert client.get("/dashboard").status_code == 200          # still signed in
-    after = csrf_token_from(client.get("/dashboard").get_data(as_text=True))
+    assert client.get("/users").status_code == 200          # still signed in
+    after = csrf_token_from(client.get("/users").get_data(as_text=True))
     assert client.post("/logout", data={"csrf_token": after}).status_code == 302
-    assert client.get("/dashboard").status_code == 302
+    assert client.get("/users").status_code == 302
 
 
 def test_first_run_setup_also_starts_a_server_session(client, app):
@@ -119,6 +119,6 @@ def test_first_run_setup_also_starts_a_server_session(client, app):
                                            "confirm": "a-long-password", "csrf_token": csrf_token_from(page)})
     assert response.status_code == 302
     thief = copy_of(app, client)
-    assert thief.get("/dashboard").status_code == 200
+    assert thief.get("/users").status_code == 200
     sign_out(client)
-    assert thief.get("/dashboard").status_code == 302
+    assert thief.get("/users").status_code == 302
