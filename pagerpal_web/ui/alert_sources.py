@@ -9,21 +9,18 @@ from pagerpal_core.services import alert_sources as source_service
 from pagerpal_core.services.escalation_policies import list_policies
 from pagerpal_core.services.ingestion import send_test_alert
 from pagerpal_core.services.sns import list_sns_subscriptions, sns_subscriptions_by_source
-from pagerpal_core.services.teams import list_teams
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.auth import login_required_role
 from pagerpal_web.extensions import db
 from pagerpal_web.ui import bp
-from pagerpal_web.ui.common import form_action, form_status, settings
-from pagerpal_web.ui.forms import AlertSourceForm, ConfirmForm, choice_list
+from pagerpal_web.ui.common import form_action, form_status, policy_choices, settings, team_choices
+from pagerpal_web.ui.forms import AlertSourceForm, ConfirmForm
 from pagerpal_web.webhooks.alerts import WEBHOOK_PATHS
 
 
 def _fill_choices(form: AlertSourceForm) -> AlertSourceForm:
-    form.policy_id.choices = choice_list([("", "— none (incidents are unrouted) —")] + [
-        (p.id, p.name) for p in list_policies(db.session)])
-    form.team_id.choices = choice_list([("", "— no team —")] + [
-        (t.id, t.name) for t in list_teams(db.session)])
+    form.policy_id.choices = policy_choices("— none (incidents are unrouted) —")
+    form.team_id.choices = team_choices()
     return form
 
 
@@ -66,13 +63,14 @@ def create_alert_source_view():
     return form_action(
         lambda: source_service.create_alert_source(
             db.session, name=form.name.data, kind=form.kind.data, policy_id=form.policy_id.data,
-            team_id=form.team_id.data, now=utcnow()),
+            team_id=form.team_id.data, sns_verification=form.sns_verification.data, now=utcnow()),
         form=form, page=_list_page, then=lambda issued: key_page(issued.source, issued.key, regenerated=False))
 
 
 def _detail_page(source, form=None):
     form = form or AlertSourceForm(prefix="source", data={
-        "name": source.name, "kind": source.kind, "policy_id": source.policy_id, "team_id": source.team_id})
+        "name": source.name, "kind": source.kind, "policy_id": source.policy_id, "team_id": source.team_id,
+        "sns_verification": source.sns_verification})
     _fill_choices(form)
     subscriptions = list_sns_subscriptions(db.session, source.id)
     open_count = source_service.count_open_incidents(db.session, source)
@@ -99,7 +97,8 @@ def update_alert_source_view(source_id: int):
     return form_action(
         lambda: source_service.update_alert_source(db.session, source, now=utcnow(), name=form.name.data,
                                                    kind=form.kind.data, policy_id=form.policy_id.data,
-                                                   team_id=form.team_id.data),
+                                                   team_id=form.team_id.data,
+                                                   sns_verification=form.sns_verification.data),
         form=form, page=lambda form: _detail_page(source, form), done="Alert source saved.",
         then=url_for("ui.alert_source_detail", source_id=source_id))
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from flask import current_app, flash, redirect, request
+from flask import current_app, flash, g, redirect, request
 from flask_login import current_user
+from markupsafe import Markup
 
 from pagerpal_core.errors import DomainError
+from pagerpal_core.localtime import DEFAULT_FORMAT, UTC_TITLE_FORMAT, show_time
 from pagerpal_core.security import mask_destination
+from pagerpal_core.services.escalation_policies import list_policies
+from pagerpal_core.services.teams import list_teams
 from pagerpal_core.services.users import ACTOR_ROLES, list_active_users  # ACTOR_ROLES: who may be named "Acting as"
 from pagerpal_core.timeutil import as_utc, utcnow
 from pagerpal_web.auth import has_role
@@ -43,10 +47,31 @@ def age_filter(moment: datetime | None, now: datetime | None = None) -> str:
     return f"{days}d {hours % 24}h"
 
 
+def reader_zone() -> str:
+    """The zone the signed-in reader sees times in (their profile's), else UTC."""
+    if "reader_zone" not in g:
+        g.reader_zone = (getattr(current_user, "timezone", None) if current_user and current_user.is_authenticated
+                         else None) or "UTC"
+    return g.reader_zone
+
+
 @bp.app_template_filter("utc")
-def utc_filter(moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M UTC") -> str:
-    """A UTC timestamp for display ("—" for none)."""
-    return as_utc(moment).strftime(fmt) if moment else "—"
+def utc_filter(moment: datetime | None, fmt: str = DEFAULT_FORMAT, zone: str | None = None) -> Markup | str:
+    """Every time in the UI goes through here: `moment` on the reader's clock, the UTC time on hover.
+
+    `zone` names another zone where that is the point (a schedule's handoffs). The format is
+    written the UTC way; "UTC" in it becomes the shown zone's abbreviation. "—" for none.
+    """
+    if moment is None:
+        return "—"
+    shown = show_time(moment, zone or reader_zone(), fmt)
+    return Markup('<time datetime="{}" title="{}">{}</time>').format(shown.iso, shown.utc, shown.text)
+
+
+@bp.app_template_filter("utc_text")
+def utc_text_filter(moment: datetime | None, fmt: str = UTC_TITLE_FORMAT) -> str:
+    """The plain UTC time, for places markup cannot go (inside an attribute)."""
+    return show_time(moment, "UTC", fmt).text if moment is not None else "—"
 
 
 @bp.app_template_filter("masked")
@@ -66,6 +91,16 @@ def active_user_choices(blank: str | None = None) -> list:
     users = list_active_users(db.session)
     choices = [(u.id, f"{u.name} <{u.email}>") for u in users]
     return choice_list(([("", blank)] if blank is not None else []) + choices)
+
+
+def team_choices() -> list:
+    """(id, name) of every team by name, led by the "no team" choice."""
+    return choice_list([("", "— no team —")] + [(t.id, t.name) for t in list_teams(db.session)])
+
+
+def policy_choices(blank: str = "— choose —") -> list:
+    """(id, name) of every escalation policy by name, led by a blank choice labelled `blank`."""
+    return choice_list([("", blank)] + [(p.id, p.name) for p in list_policies(db.session)])
 
 
 def apply_errors(form, exc: DomainError, aliases: dict | None = None) -> None:

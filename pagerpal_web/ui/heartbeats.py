@@ -8,18 +8,17 @@ from __future__ import annotations
 
 from flask import make_response, render_template, url_for
 from flask_wtf import FlaskForm
-from sqlalchemy import select
 from wtforms import IntegerField, SelectField, StringField
 from wtforms.validators import InputRequired, Length, Optional
 
-from pagerpal_core.models import EscalationPolicy
 from pagerpal_core.services import heartbeats as svc
+from pagerpal_core.services.escalation_policies import list_policies
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.auth import login_required_role
 from pagerpal_web.extensions import db
 from pagerpal_web.ui import bp
-from pagerpal_web.ui.common import form_action, form_status, settings
-from pagerpal_web.ui.forms import choice_list, optional_int
+from pagerpal_web.ui.common import form_action, form_status, policy_choices, settings
+from pagerpal_web.ui.forms import optional_int
 
 
 class HeartbeatForm(FlaskForm):
@@ -31,15 +30,10 @@ class HeartbeatForm(FlaskForm):
     escalation_policy_id = SelectField("Escalation policy", coerce=optional_int, validators=[InputRequired()])
 
 
-def _policy_choices():
-    return choice_list([("", "— choose —")] + [(p.id, p.name) for p in db.session.scalars(
-        select(EscalationPolicy).order_by(EscalationPolicy.name))])
-
-
 def _list_page(form: HeartbeatForm):
-    form.escalation_policy_id.choices = _policy_choices()
+    form.escalation_policy_id.choices = policy_choices()
     monitors = svc.list_heartbeats(db.session)
-    policies = {p.id: p for p in db.session.scalars(select(EscalationPolicy))}
+    policies = {p.id: p for p in list_policies(db.session)}
     return render_template("heartbeats.html", monitors=monitors, policies=policies, form=form, now=utcnow(),
                            mask=svc.mask_token, state_label=svc.heartbeat_state_label), form_status(form)
 
@@ -65,7 +59,7 @@ def token_page(monitor, token: str):
 def create_heartbeat_view():
     """Create a monitor and show its ping URL once."""
     form = HeartbeatForm()
-    form.escalation_policy_id.choices = _policy_choices()
+    form.escalation_policy_id.choices = policy_choices()
     return form_action(
         lambda: svc.create_heartbeat(db.session, name=form.name.data, interval_seconds=form.interval_seconds.data,
                                      grace_seconds=form.grace_seconds.data or 0,

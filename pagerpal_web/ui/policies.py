@@ -13,19 +13,15 @@ from pagerpal_core.models import Schedule, Team, User
 from pagerpal_core.services import escalation_policies as escalation
 from pagerpal_core.services.alert_sources import list_alert_sources
 from pagerpal_core.services.schedules import list_schedules
+from pagerpal_core.services.simulate import simulate_policy
 from pagerpal_core.services.teams import list_teams
 from pagerpal_core.services.users import list_active_users
-from pagerpal_core.services.simulate import simulate_policy
 from pagerpal_core.timeutil import as_utc, utcnow
 from pagerpal_web.auth import login_required_role
 from pagerpal_web.extensions import db
 from pagerpal_web.ui import bp
-from pagerpal_web.ui.common import form_action, form_status
+from pagerpal_web.ui.common import form_action, form_status, team_choices
 from pagerpal_web.ui.forms import LevelForm, PolicyForm, TargetForm, choice_list
-
-
-def _team_choices():
-    return choice_list([("", "— no team —")] + [(t.id, t.name) for t in list_teams(db.session)])
 
 
 def target_choices() -> list:
@@ -63,7 +59,7 @@ def describe_targets(level) -> list[str]:
 
 
 def _list_page(form: PolicyForm):
-    form.team_id.choices = _team_choices()
+    form.team_id.choices = team_choices()
     policies = escalation.list_policies(db.session)
     return render_template("policies.html", policies=policies, form=form,
                            describe=describe_targets), form_status(form)
@@ -81,7 +77,7 @@ def policies():
 def create_policy_view():
     """Create a policy; levels are added on its page."""
     form = PolicyForm()
-    form.team_id.choices = _team_choices()
+    form.team_id.choices = team_choices()
     return form_action(
         lambda: escalation.create_policy(db.session, name=form.name.data, description=form.description.data or "",
                                          team=form.team_id.data, repeat_count=form.repeat_count.data,
@@ -121,7 +117,7 @@ def _detail_page(policy, *, form=None, level_form=None, target_form=None, target
     form = form or PolicyForm(prefix="policy", data={
         "name": policy.name, "description": policy.description, "team_id": policy.team_id,
         "repeat_count": policy.repeat_count, "ack_timeout_minutes": policy.ack_timeout_minutes})
-    form.team_id.choices = _team_choices()
+    form.team_id.choices = team_choices()
     next_number = max((lvl.level_number for lvl in policy.levels), default=0) + 1
     level_form = level_form or LevelForm(prefix="level", data={"level_number": next_number, "delay_minutes": 15})
     choices = target_choices()
@@ -150,7 +146,7 @@ def update_policy_view(policy_id: int):
     """Rename, re-describe, re-team or change the repeat count."""
     policy = escalation.get_policy(db.session, policy_id)
     form = PolicyForm(prefix="policy")
-    form.team_id.choices = _team_choices()
+    form.team_id.choices = team_choices()
     return form_action(
         lambda: escalation.update_policy(db.session, policy, name=form.name.data,
                                          description=form.description.data or "", team=form.team_id.data,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import Response, flash, redirect, render_template, request, url_for
 
+from pagerpal_core.localtime import zone_or_utc
 from pagerpal_core.services import ical, oncall
 from pagerpal_core.services import schedules as schedule_service
 from pagerpal_core.services.teams import list_teams
@@ -15,8 +16,8 @@ from pagerpal_core.timeutil import utcnow
 from pagerpal_web.auth import login_required_role
 from pagerpal_web.extensions import db
 from pagerpal_web.ui import bp
-from pagerpal_web.ui.common import active_user_choices, form_action, form_status
-from pagerpal_web.ui.forms import OverrideForm, RotationForm, ScheduleForm, ShiftForm, choice_list
+from pagerpal_web.ui.common import active_user_choices, form_action, form_status, reader_zone, team_choices
+from pagerpal_web.ui.forms import OverrideForm, RotationForm, ScheduleForm, ShiftForm
 
 TIMELINE_DAYS = 14
 # SVG geometry of the timeline, in viewBox units (it scales with the page).
@@ -28,8 +29,12 @@ def user_colour(user_id: int) -> str:
     return f"hsl({(user_id * 67) % 360}, 55%, 48%)"
 
 
-def timeline(schedules: list, *, start: datetime, days: int = TIMELINE_DAYS) -> dict:
-    """Geometry for the SVG timeline: one row per schedule, bars per resolved shift."""
+def timeline(schedules: list, *, start: datetime, days: int = TIMELINE_DAYS, zone: str = "UTC") -> dict:
+    """Geometry for the SVG timeline: one row per schedule, bars per resolved shift.
+
+    `start` is a midnight in `zone`; day boundaries, labels and bar titles follow that zone.
+    """
+    tz = zone_or_utc(zone)
     end = start + timedelta(days=days)
     span = (end - start).total_seconds()
 
@@ -49,34 +54,36 @@ def timeline(schedules: list, *, start: datetime, days: int = TIMELINE_DAYS) -> 
                 "x": left, "w": round(width, 2), "y": y + 4, "h": ROW_HEIGHT - 8, "layer": shift.layer,
                 "colour": user_colour(shift.user_id), "name": name,
                 "label": name if len(name) <= fit else (name[: fit - 1] + "…" if fit >= 4 else ""),
-                "title": f"{name} ({shift.layer}) {shift.start:%a %d %b %H:%M} – {shift.end:%a %d %b %H:%M} UTC",
+                "title": f"{name} ({shift.layer}) {shift.start.astimezone(tz):%a %d %b %H:%M} – "
+                         f"{shift.end.astimezone(tz):%a %d %b %H:%M %Z}",
             })
         rows.append({"schedule": schedule, "y": y, "bars": bars})
-    day_marks = [{"x": x(start + timedelta(days=d)), "label": (start + timedelta(days=d)).strftime("%a %d")}
-                 for d in range(days)]
+    # Local midnights: a DST day is 23 or 25 hours wide, as it is on the wall clock.
+    local_start = start.astimezone(tz)
+    midnights = [datetime.combine(local_start.date() + timedelta(days=d), time(0), tzinfo=tz) for d in range(days)]
+    day_marks = [{"x": x(m), "label": m.strftime("%a %d")} for m in midnights]
     now = utcnow()
     return {"rows": rows, "days": day_marks, "now_x": x(now) if start <= now < end else None,
             "width": LABEL_WIDTH + BAR_AREA, "height": HEADER_HEIGHT + max(1, len(rows)) * ROW_HEIGHT + 4,
-            "label_width": LABEL_WIDTH, "day_width": BAR_AREA / days, "start": start, "end": end}
+            "label_width": LABEL_WIDTH, "day_width": BAR_AREA / days, "start": start, "end": end,
+            "zone": tz.key}
 
 
-def timeline_start(now: datetime) -> datetime:
-    """Midnight UTC today: the timeline's left edge."""
-    return now.replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def _team_choices():
-    return choice_list([("", "— no team —")] + [(t.id, t.name) for t in list_teams(db.session)])
+def timeline_start(now: datetime, zone: str = "UTC") -> datetime:
+    """Midnight today in `zone` (as UTC): the timeline's left edge."""
+    tz = zone_or_utc(zone)
+    return datetime.combine(now.astimezone(tz).date(), time(0), tzinfo=tz).astimezone(UTC)
 
 
 def _list_page(form: ScheduleForm):
-    form.team_id.choices = _team_choices()
+    form.team_id.choices = team_choices()
     schedules = schedule_service.list_schedules(db.session)
     now = utcnow()
     on_call = {s.id: oncall.who_is_on_call(db.session, s, now) for s in schedules}
     teams = {t.id: t for t in list_teams(db.session)}
     return render_template("schedules.html", schedules=schedules, form=form, on_call=on_call, teams=teams,
-                           timeline=timeline(schedules, start=timeline_start(now))), form_status(form)
+                           timeline=timeline(schedules, start=timeline_start(now, reader_zone()),
+                                             zone=reader_zone())), form_status(form)
 
 
 @bp.get("/schedules")
@@ -91,7 +98,7 @@ def schedules():
 def create_schedule_view():
     """Create a schedule."""
     form = ScheduleForm()
-    form.team_id.choices = _team_choices()
+    form.team_id.choices = team_choices()
     return form_action(
         lambda: schedule_service.create_schedule(
             db.session, name=form.name.data, timezone=(form.timezone.data or "").strip(),
@@ -123,7 +130,7 @@ def _detail_page(schedule, **given):
         entries=schedule_service.list_entries(db.session, schedule, start=now - timedelta(days=1)),
         overrides=schedule_service.list_overrides(db.session, schedule, start=now - timedelta(days=1)),
         users={u.id: u for u in list_users(db.session)}, user_choices=choices,
-        timeline=timeline([schedule], start=timeline_start(now)),
+        timeline=timeline([schedule], start=timeline_start(now, schedule.timezone), zone=schedule.timezone),
         used_by_policy=schedule_service.is_schedule_targeted(db.session, schedule)), status
 
 
