@@ -60,6 +60,7 @@ from pagerpal_web.api import (  # noqa: E402,F401  (routes register on import)
     escalation_policies,
     heartbeats,
     incidents,
+    notification_rules,
     notifications,
     oncall,
     openapi,

@@ -245,6 +245,15 @@ def management_paths() -> dict:
                                          schema=page_of("Notification"), query=PAGE + notification_filters)}
     paths["/notifications/{notification_id}"] = {"get": op("Read a notification", "notifications",
                                                            schema=ref("Notification"), errors=("404",))}
+    paths["/users/{user_id}/notification-rules"] = {
+        "get": op("A user's notification rules", "users", schema=ref("NotificationRules"), errors=("404",),
+                  description="Admins, or the user themselves. `effective` is what paging the user does now: "
+                              "their rules on enabled contact methods, or every enabled method at 0 minutes."),
+        "put": op("Replace a user's notification rules", "users", role="viewer", schema=ref("NotificationRules"),
+                  body="NotificationRulesUpdate", errors=("404",),
+                  description="Admins, or the user themselves. Rules in order: each pages one of the user's "
+                              "contact methods `delay_minutes` (0–1440) after the user is paged; each method "
+                              "once. Failover walks the same order. An empty list returns to the default.")}
     paths["/notifications/{notification_id}/retry"] = {"post": op(
         "Retry a failed page", "notifications", role="responder", schema=ref("Notification"),
         errors=("404", "409"), description="Only failed, exhausted or undeliverable notifications.")}

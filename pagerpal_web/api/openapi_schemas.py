@@ -12,7 +12,7 @@ from pagerpal_core.models.alert_sources import SOURCE_KINDS
 from pagerpal_core.models.escalation import TARGET_TYPES
 from pagerpal_core.models.heartbeats import HEARTBEAT_STATES
 from pagerpal_core.models.incidents import SEVERITIES, STATUSES
-from pagerpal_core.models.notifications import NOTIFICATION_STATUSES
+from pagerpal_core.models.notifications import MAX_RULE_DELAY_MINUTES, NOTIFICATION_STATUSES
 from pagerpal_core.models.users import CHANNELS, ROLES
 from pagerpal_core.services.heartbeats import MAX_GRACE_SECONDS, MAX_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS
 
@@ -273,6 +273,14 @@ def extended(name: str, **properties) -> dict:
     return base
 
 
+SCHEMAS["NotificationRule"] = all_required(
+    contact_method_id=ID, delay_minutes={"type": "integer", "minimum": 0, "maximum": MAX_RULE_DELAY_MINUTES})
+SCHEMAS["NotificationRules"] = all_required(
+    user_id=ID, default={"type": "boolean", "description": "true when the user has no rules of their own"},
+    rules=array(ref("NotificationRule")),
+    effective=array(all_required(contact_method_id=ID, channel=enum(CHANNELS),
+                                 delay_minutes={"type": "integer", "minimum": 0})))
+SCHEMAS["NotificationRulesUpdate"] = obj(("rules",), rules=array(ref("NotificationRule"), maxItems=20))
 SCHEMAS["AlertSourceWithKey"] = extended("AlertSource", key={"type": "string", "description": "the full key, "
                                                              "shown only in this response"})
 SCHEMAS["HeartbeatWithToken"] = extended(
