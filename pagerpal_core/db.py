@@ -48,12 +48,14 @@ class UTCDateTime(TypeDecorator):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect):
+        """Naive UTC for SQLite, aware UTC for PostgreSQL."""
         if value is None:
             return None
         value = as_utc(value)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value, dialect):
+        """An aware UTC datetime, whatever the backend returned (SQLite may give text)."""
         if value is None:
             return None
         if isinstance(value, str):  # raw SQLite text from a func.* expression

@@ -21,6 +21,7 @@ class JsonFormatter(logging.Formatter):
         self.secrets = list(secrets or [])
 
     def format(self, record: logging.LogRecord) -> str:
+        """The record as one JSON line: time, level, logger, message and any structured fields."""
         message = record.getMessage()
         entry = {
             "ts": isoformat(utcnow()),
@@ -52,6 +53,7 @@ class RedactingFormatter(logging.Formatter):
         self.secrets = list(secrets or [])
 
     def format(self, record: logging.LogRecord) -> str:
+        """The inner formatter's line with every configured secret replaced."""
         return redact(self.inner.format(record), self.secrets)
 
 

@@ -49,6 +49,7 @@ class RenderedMessage:
 
 
 def incident_url(base_url: str, incident_id: int) -> str:
+    """The incident's page under `base_url`."""
     return f"{base_url.rstrip('/')}/incidents/{incident_id}"
 
 
@@ -116,6 +117,7 @@ def _fit_sms(head: str, description: str, tail: str) -> str:
 
 
 def subject_line(incident: Incident) -> str:
+    """The page's subject: severity in capitals and the title on one line, at most 500 characters."""
     return f"[{incident.severity.upper()}] {_one_line(incident.title)}"[:500]
 
 

@@ -38,6 +38,7 @@ def password_problem(password: str) -> str | None:
 
 
 def sha256_hex(value: str) -> str:
+    """SHA-256 of the UTF-8 text, as hex (how keys and tokens are stored: high-entropy, so no salt is needed)."""
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
@@ -49,6 +50,7 @@ def constant_time_equals(a: str | None, b: str | None) -> bool:
 
 
 def new_token(nbytes: int = 32) -> str:
+    """A random URL-safe token from `nbytes` of entropy."""
     return secrets.token_urlsafe(nbytes)
 
 

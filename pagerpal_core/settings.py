@@ -300,6 +300,7 @@ class Settings:
 
     @property
     def is_production(self) -> bool:
+        """True when ENVIRONMENT is production (the stricter startup checks apply)."""
         return self.environment == "production"
 
     @property
@@ -309,6 +310,7 @@ class Settings:
 
     @property
     def is_sqlite(self) -> bool:
+        """True when DATABASE_URL names SQLite."""
         return self.database_url.startswith("sqlite")
 
     def secret_values(self) -> list[str]:

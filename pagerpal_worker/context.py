@@ -62,16 +62,19 @@ class WorkerContext:
 
     @property
     def instance_key(self) -> str:
+        """host:pid, the name this worker leases rows and holds leadership under."""
         return f"{self.host}:{self.pid}"
 
     @property
     def executor(self) -> ThreadPoolExecutor:
+        """The thread pool that runs provider sends, created on first use."""
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=DISPATCH_CONCURRENCY,
                                                 thread_name_prefix="pagerpal-send")
         return self._executor
 
     def close(self) -> None:
+        """Wait for sends in flight, then drop the thread pool."""
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None

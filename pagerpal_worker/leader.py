@@ -90,6 +90,7 @@ class PostgresLeader:
         return conn
 
     def try_acquire(self) -> bool:
+        """Take the leader advisory lock if free (and LISTEN on the same connection); True when held."""
         conn = self._connect()
         try:
             with conn.cursor() as cur:
@@ -105,6 +106,7 @@ class PostgresLeader:
         return got
 
     def still_leader(self) -> bool:
+        """True when the server still shows this connection holding the leader lock."""
         if not self.held or self.conn is None or self.conn.closed:
             return False
         try:
@@ -123,6 +125,7 @@ class PostgresLeader:
         return ok
 
     def wait(self, timeout: float, stop: StopFlag) -> bool:
+        """Sleep up to `timeout` or until a wake-up NOTIFY or stop; True when woken by a notification."""
         if stop.is_set():
             return False
         conn = self.conn
@@ -151,6 +154,7 @@ class PostgresLeader:
         return woken
 
     def release(self) -> None:
+        """Give up the leader lock and close its connection."""
         if self.conn is not None and not self.conn.closed and self.held:
             try:
                 with self.conn.cursor() as cur:
@@ -177,6 +181,7 @@ class SqliteLeader:
         self.fd: int | None = None
 
     def try_acquire(self) -> bool:
+        """Take the lock file's exclusive flock if free; True when held."""
         if self.fd is not None:
             return True
         try:
@@ -196,6 +201,7 @@ class SqliteLeader:
         return True
 
     def still_leader(self) -> bool:
+        """True while we hold the lock on the file that is still at the lock path."""
         if self.fd is None:
             return False
         # If the file was deleted or replaced, another process could lock the new one: treat
@@ -209,11 +215,13 @@ class SqliteLeader:
         return same
 
     def wait(self, timeout: float, stop: StopFlag) -> bool:
+        """Sleep up to `timeout` or until stop; always False (SQLite has no NOTIFY)."""
         # SQLite has no NOTIFY: the poll interval drives everything.
         stop.wait(max(timeout, 0))
         return False
 
     def release(self) -> None:
+        """Unlock and close the lock file."""
         if self.fd is not None:
             try:
                 fcntl.flock(self.fd, fcntl.LOCK_UN)

@@ -48,6 +48,7 @@ class Step:
     every_seconds: float | None = None
 
     def is_enabled(self, settings) -> bool:
+        """True when the settings turn this step on."""
         return bool(self.enabled(settings))
 
 

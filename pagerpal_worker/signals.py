@@ -32,6 +32,7 @@ class StopFlag:
             pass
 
     def is_set(self) -> bool:
+        """True once a stop was asked for."""
         return self._event.is_set()
 
     def fileno(self) -> int:
@@ -43,6 +44,7 @@ class StopFlag:
         return self._event.wait(timeout)
 
     def close(self) -> None:
+        """Close the wake-up pipe's two ends."""
         for fd in (self._read, self._write):
             try:
                 os.close(fd)

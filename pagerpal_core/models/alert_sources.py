@@ -47,6 +47,7 @@ class AlertSource(Base):
 
     @property
     def masked_key(self) -> str:
+        """The key as shown after creation: the prefix and its last characters only."""
         return f"ppk_…{self.key_suffix}"
 
 

@@ -88,6 +88,7 @@ class Incident(Base):
 
     @property
     def is_open(self) -> bool:
+        """True while triggered or acknowledged."""
         return self.status in OPEN_STATUSES
 
     @property

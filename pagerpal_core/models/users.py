@@ -44,10 +44,12 @@ class User(Base):
 
     @property
     def is_active(self) -> bool:
+        """Flask-Login's question: only active users keep a session."""
         return bool(self.active)
 
     @property
     def can_log_in(self) -> bool:
+        """True for an active user with a password (responder identities without one cannot sign in)."""
         return bool(self.active and self.password_hash)
 
     def get_id(self) -> str:

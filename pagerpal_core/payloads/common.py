@@ -84,6 +84,7 @@ def fingerprint(*parts: str) -> str:
 
 
 def json_size(value) -> int:
+    """Bytes `value` takes as UTF-8 JSON (what the size limits count)."""
     return len(json.dumps(value, default=str, ensure_ascii=False).encode("utf-8"))
 
 
@@ -94,15 +95,18 @@ class Fields:
         self.errors: dict[str, str] = {}
 
     def add(self, name: str, problem: str) -> None:
+        """Record a problem with field `name`; the first problem per field is kept."""
         self.errors.setdefault(name, problem)
 
     def raise_if_any(self, message: str = "invalid alert payload") -> None:
+        """Raise Invalid naming every recorded problem, if there are any."""
         if self.errors:
             raise Invalid(message, fields=self.errors)
 
     # --- typed getters: return a default and record a problem on a wrong type ---------
 
     def string(self, obj: dict, key: str, name: str, *, required=False, default=None):
+        """`obj[key]` as text (numbers become text); records a problem and returns `default` otherwise."""
         value = obj.get(key)
         if value is None or (isinstance(value, str) and not value.strip() and required):
             if required:
@@ -116,6 +120,7 @@ class Fields:
         return value
 
     def mapping(self, obj: dict, key: str, name: str, *, limit: int = MAX_DETAILS_BYTES) -> dict:
+        """`obj[key]` as an object within `limit` bytes of JSON; {} (and a recorded problem) otherwise."""
         value = obj.get(key)
         if value is None:
             return {}
@@ -128,6 +133,7 @@ class Fields:
         return value
 
     def sequence(self, obj: dict, key: str, name: str) -> list:
+        """`obj[key]` as a list; [] when absent, [] and a recorded problem when not an array."""
         value = obj.get(key)
         if value is None:
             return []
@@ -170,6 +176,7 @@ def link(href, text: str) -> list[dict]:
 
 
 def require_object(body, what: str = "body") -> dict:
+    """`body` when it is a JSON object; Invalid naming `what` otherwise."""
     if not isinstance(body, dict):
         raise Invalid(f"the {what} must be a JSON object", fields={what: "must be an object"})
     return body

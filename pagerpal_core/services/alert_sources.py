@@ -59,6 +59,7 @@ def new_source_key() -> str:
 
 
 def hash_key(key: str) -> str:
+    """The stored form of a source key (its SHA-256 hex)."""
     return sha256_hex(key)
 
 
@@ -122,6 +123,7 @@ def severity_map_problem(severity_map) -> str | None:
 
 
 def normalise_severity_map(severity_map: dict | None) -> dict:
+    """The map with its words trimmed and lower-cased, as matching compares them."""
     return {word.strip().lower(): target for word, target in (severity_map or {}).items()}
 
 

@@ -30,6 +30,7 @@ class Gap:
 
     @property
     def hours(self) -> float:
+        """The gap's length in hours."""
         return (self.end - self.start).total_seconds() / 3600
 
 

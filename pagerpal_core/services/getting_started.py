@@ -34,10 +34,12 @@ class Checklist:
 
     @property
     def complete(self) -> bool:
+        """True when every step is done."""
         return all(step.done for step in self.steps)
 
     @property
     def done_count(self) -> int:
+        """How many steps are done."""
         return sum(step.done for step in self.steps)
 
 

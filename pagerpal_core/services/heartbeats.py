@@ -77,6 +77,7 @@ class PingResult:
 
 
 def hash_token(token: str) -> str:
+    """The stored form of a ping token (its SHA-256 hex)."""
     return sha256_hex(token)
 
 

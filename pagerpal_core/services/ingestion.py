@@ -72,6 +72,7 @@ class IngestResult:
     occurrence_count: int | None = None
 
     def as_dict(self) -> dict:
+        """The result as the webhook answers it (occurrence_count only for repeats)."""
         return {"outcome": self.outcome, "external_id": self.external_id, "incident_id": self.incident_id,
                 "message": self.message,
                 **({"occurrence_count": self.occurrence_count} if self.occurrence_count else {})}

@@ -36,6 +36,7 @@ class ChannelHealth:
     summary: str
 
     def as_dict(self) -> dict:
+        """The channel's health as JSON-ready values."""
         return {"channel": self.channel, "provider": self.provider, "configured": self.configured,
                 "missing": list(self.missing), "mode": self.mode, "summary": self.summary}
 

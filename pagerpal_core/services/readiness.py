@@ -36,6 +36,7 @@ class Check:
     message: str
 
     def as_dict(self) -> dict:
+        """The check as JSON-ready values."""
         return asdict(self)
 
 

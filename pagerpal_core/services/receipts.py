@@ -39,6 +39,7 @@ class ReceiptSummary:
     notification_ids: list = field(default_factory=list)
 
     def as_dict(self) -> dict:
+        """The counts as the receipt endpoint answers them."""
         return {"received": self.received, "delivered": self.delivered, "undeliverable": self.undeliverable,
                 "unchanged": self.unchanged, "unknown": self.unknown, "invalid": self.invalid}
 

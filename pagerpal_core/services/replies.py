@@ -248,6 +248,7 @@ class ReplySummary:
     outcomes: list = field(default_factory=list)
 
     def as_dict(self) -> dict:
+        """The counts as the inbound endpoint answers them."""
         return {"received": self.received, "applied": self.applied, "answered": self.answered,
                 "unknown_sender": self.unknown_sender, "replayed": self.replayed, "ignored": self.ignored}
 

@@ -75,10 +75,12 @@ class SimulatedLevel:
 
     @property
     def level_number(self) -> int:
+        """The simulated level's number."""
         return self.level.level_number
 
     @property
     def delay_minutes(self) -> int:
+        """Minutes after the incident opens that this level is paged."""
         return self.level.delay_minutes
 
 

@@ -29,6 +29,7 @@ ADMIN_EXISTED_KEY = "admin_existed"
 
 
 def normalize_email(email) -> str:
+    """The address trimmed and lower-cased ("" for a non-string), as addresses are compared."""
     return email.strip().lower() if isinstance(email, str) else ""
 
 
@@ -118,6 +119,7 @@ def user_footprint(session: Session, user: User, *, now: datetime) -> UserFootpr
 
 
 def find_user_by_email(session: Session, email: str) -> User | None:
+    """The user with this address (case-insensitive), or None."""
     return session.scalar(select(User).where(func.lower(User.email) == normalize_email(email)))
 
 
@@ -292,6 +294,7 @@ def deactivate_user(session: Session, user: User, *, actor: User | None = None,
 
 
 def reactivate_user(session: Session, user: User) -> User:
+    """Make a deactivated user active again; they rejoin paging and on-call resolution."""
     user.active = True
     user.deactivated_at = None
     session.flush()

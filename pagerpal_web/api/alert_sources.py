@@ -43,6 +43,7 @@ def webhook_details(source: AlertSource, key: str | None = None) -> dict:
 
 
 def serialize_source(source: AlertSource, key: str | None = None) -> dict:
+    """An alert source as JSON, key masked; `key` (full, shown once) only right after it is issued."""
     body = {
         "id": source.id, "name": source.name, "kind": source.kind, "active": source.active,
         "policy_id": source.policy_id, "team_id": source.team_id, "severity_map": source.severity_map or {},

@@ -19,17 +19,20 @@ LEVEL_FIELDS = {"level_number", "delay_minutes", "targets"}
 
 
 def serialize_target(target: EscalationTarget) -> dict:
+    """A level's target as JSON: its type and the id of the user, schedule or team."""
     target_id = {"user": target.user_id, "schedule": target.schedule_id,
                  "team": target.team_id}[target.target_type]
     return {"id": target.id, "type": target.target_type, "target_id": target_id}
 
 
 def serialize_level(level: EscalationLevel) -> dict:
+    """An escalation level as JSON with its targets."""
     return {"id": level.id, "policy_id": level.policy_id, "level_number": level.level_number,
             "delay_minutes": level.delay_minutes, "targets": [serialize_target(t) for t in level.targets]}
 
 
 def serialize_policy(policy: EscalationPolicy) -> dict:
+    """An escalation policy as JSON with its levels and their targets."""
     return {"id": policy.id, "name": policy.name, "description": policy.description,
             "team_id": policy.team_id, "repeat_count": policy.repeat_count,
             "ack_timeout_minutes": policy.ack_timeout_minutes,
@@ -151,6 +154,7 @@ def delete_target(policy_id: int, level_id: int, target_id: int):
 # --- simulation: who would be paged at T ------------------------------------------------
 
 def serialize_simulation(simulation: Simulation) -> dict:
+    """A policy simulation as JSON: per level, who is reached at `at` and why."""
     at = simulation.at
     return {"policy_id": simulation.policy.id, "at": ts(at), "levels": [
         {"level_number": level.level_number, "delay_minutes": level.delay_minutes, "reaches": [

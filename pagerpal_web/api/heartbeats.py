@@ -22,6 +22,7 @@ TYPES = {"name": "string", "interval_seconds": "integer", "grace_seconds": "inte
 
 
 def serialize_heartbeat(monitor: HeartbeatMonitor) -> dict:
+    """A heartbeat monitor as JSON, its ping token masked."""
     return {"id": monitor.id, "name": monitor.name, "interval_seconds": monitor.interval_seconds,
             "grace_seconds": monitor.grace_seconds, "escalation_policy_id": monitor.policy_id,
             "state": monitor.state, "masked_token": svc.mask_token(monitor),

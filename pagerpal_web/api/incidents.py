@@ -40,6 +40,7 @@ from pagerpal_web.extensions import db
 
 
 def serialize_incident(incident: Incident) -> dict:
+    """An incident as JSON (the list's and the detail's common fields)."""
     return {
         "id": incident.id, "title": incident.title, "description": incident.description,
         "severity": incident.severity, "status": incident.status,
@@ -59,6 +60,7 @@ def serialize_incident(incident: Incident) -> dict:
 
 
 def serialize_event(event: IncidentEvent) -> dict:
+    """A timeline event as JSON with who acted and who recorded it."""
     return {"id": event.id, "kind": event.kind, "message": event.message, "actor": event.actor_label,
             "actor_user_id": event.actor_user_id, "actor_source_id": event.actor_source_id,
             "recorded_by_id": event.recorded_by_id,
@@ -66,12 +68,14 @@ def serialize_event(event: IncidentEvent) -> dict:
 
 
 def serialize_detail(incident: Incident) -> dict:
+    """An incident as JSON with its timeline and notifications."""
     notifications = incident_notifications(db.session, incident)
     return {**serialize_incident(incident), "timeline": [serialize_event(e) for e in incident.events],
             "notifications": [serialize_notification(n) for n in notifications]}
 
 
 def get_incident(incident_id: int) -> Incident:
+    """The incident with `incident_id`, or NotFound (404)."""
     incident = db.session.get(Incident, incident_id)
     if incident is None:
         raise NotFound(f"incident {incident_id} not found")

@@ -16,6 +16,7 @@ from pagerpal_web.extensions import db
 
 
 def serialize_notification(n: Notification) -> dict:
+    """A notification as JSON; its destination masked for viewers."""
     return {
         "id": n.id, "incident_id": n.incident_id, "user_id": n.user_id, "channel": n.channel,
         "destination": destination_for(current_api_user().role, n.destination),

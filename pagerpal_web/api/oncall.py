@@ -12,6 +12,7 @@ from pagerpal_web.extensions import db
 
 
 def serialize_shift(shift: Shift) -> dict:
+    """A resolved shift as JSON: who, when, and the layer that decided it."""
     return {
         "schedule_id": shift.schedule_id,
         "user": {"id": shift.user.id, "name": shift.user.name, "email": shift.user.email,

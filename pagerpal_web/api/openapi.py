@@ -81,6 +81,7 @@ def op(summary: str, tag: str, *, role: str = "viewer", ok: int = 200, schema: d
 
 
 def q(name: str, schema: dict, description: str, required: bool = False) -> dict:
+    """An OpenAPI query parameter."""
     return {"name": name, "in": "query", "required": required, "schema": schema, "description": description}
 
 
@@ -130,6 +131,7 @@ def _rename(paths: dict, old: str, new: str) -> dict:
 
 
 def management_paths() -> dict:
+    """The OpenAPI paths of the management API (users to system), by resource."""
     paths: dict = {}
     # users
     paths.update(crud("/users", "users", "user", create="UserCreate", update="UserUpdate", delete=False,

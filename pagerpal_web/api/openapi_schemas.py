@@ -36,14 +36,17 @@ def nullable(schema: dict) -> dict:
 
 
 def enum(values) -> dict:
+    """A string schema limited to `values`."""
     return {"type": "string", "enum": list(values)}
 
 
 def ref(name: str) -> dict:
+    """A reference to the component schema `name`."""
     return {"$ref": f"#/components/schemas/{name}"}
 
 
 def array(items: dict, **extra) -> dict:
+    """An array schema of `items`."""
     return {"type": "array", "items": items, **extra}
 
 
@@ -61,11 +64,13 @@ def all_required(**properties) -> dict:
 
 
 def page_of(name: str) -> dict:
+    """The schema of one keyset page of `name`: items and the next page's URL."""
     return all_required(items=array(ref(name)), next=nullable({"type": "string", "description":
                         "URL of the next page, or null on the last page"}))
 
 
 def list_of(name: str) -> dict:
+    """The schema of an unpaged list of `name`."""
     return all_required(items=array(ref(name)))
 
 

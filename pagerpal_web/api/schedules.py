@@ -21,6 +21,7 @@ ROTATION_FIELDS = {"name", "shift_length", "shift_unit", "handoff_time", "start_
 
 
 def serialize_schedule(schedule: Schedule) -> dict:
+    """A schedule as JSON with its rotations."""
     return {"id": schedule.id, "name": schedule.name, "description": schedule.description,
             "timezone": schedule.timezone, "team_id": schedule.team_id,
             "rotations": [serialize_rotation(r) for r in schedule.rotations],
@@ -28,18 +29,21 @@ def serialize_schedule(schedule: Schedule) -> dict:
 
 
 def serialize_entry(entry: ScheduleEntry) -> dict:
+    """A schedule entry (an explicit shift) as JSON."""
     return {"id": entry.id, "schedule_id": entry.schedule_id, "user_id": entry.user_id,
             "starts_at": ts(entry.starts_at), "ends_at": ts(entry.ends_at),
             "created_at": ts(entry.created_at)}
 
 
 def serialize_override(override: ScheduleOverride) -> dict:
+    """A schedule override (temporary cover) as JSON."""
     return {"id": override.id, "schedule_id": override.schedule_id, "user_id": override.user_id,
             "starts_at": ts(override.starts_at), "ends_at": ts(override.ends_at), "reason": override.reason,
             "created_at": ts(override.created_at)}
 
 
 def serialize_rotation(rotation: Rotation) -> dict:
+    """A rotation as JSON with its participants in turn order."""
     return {"id": rotation.id, "schedule_id": rotation.schedule_id, "name": rotation.name,
             "shift_length": rotation.shift_length, "shift_unit": rotation.shift_unit,
             "handoff_time": rotation.handoff_time, "start_date": rotation.start_date.isoformat(),

@@ -12,6 +12,7 @@ from pagerpal_web.extensions import db
 
 
 def serialize_job(health) -> dict:
+    """A worker job's health as JSON: schedule, leader, last run, last error, staleness."""
     job = health.job
     return {
         "name": job.name, "enabled": job.enabled, "stale": health.stale,

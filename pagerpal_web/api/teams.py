@@ -23,6 +23,7 @@ from pagerpal_web.extensions import db
 
 
 def serialize_team(team: Team) -> dict:
+    """A team as JSON with its members."""
     return {"id": team.id, "name": team.name, "description": team.description,
             "members": [user_ref(m.user) for m in team.memberships], "created_at": ts(team.created_at)}
 

@@ -54,6 +54,7 @@ def serialize_contact(method: ContactMethod) -> dict:
 
 
 def serialize_user(user: User) -> dict:
+    """A user as JSON with contact methods (destinations masked for viewers)."""
     return {
         "id": user.id, "email": user.email, "name": user.name, "role": user.role,
         "active": user.active, "can_log_in": user.can_log_in, "timezone": user.timezone,

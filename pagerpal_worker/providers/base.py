@@ -34,14 +34,17 @@ class SendResult:
 
     @classmethod
     def accepted(cls, message_id: str | None, status: str | None = None) -> SendResult:
+        """The provider took the message (its id and status kept for receipts)."""
         return cls("accepted", provider_message_id=message_id, provider_status=status)
 
     @classmethod
     def retryable(cls, error: str, retry_after: float | None = None) -> SendResult:
+        """A failure worth retrying (after `retry_after` seconds when the provider said so)."""
         return cls("retryable", error=error, retry_after=retry_after)
 
     @classmethod
     def permanent(cls, error: str) -> SendResult:
+        """A failure retrying cannot fix (bad destination, refused credentials)."""
         return cls("permanent", error=error)
 
 

@@ -14,10 +14,12 @@ def safe_text(text: str, secrets: list[str] | tuple[str, ...]) -> str:
 
 
 def retryable(text: str, secrets: list[str] | tuple[str, ...], retry_after: float | None = None) -> SendResult:
+    """A retryable result whose error text has `secrets` removed."""
     return SendResult.retryable(safe_text(text, secrets), retry_after)
 
 
 def permanent(text: str, secrets: list[str] | tuple[str, ...]) -> SendResult:
+    """A permanent result whose error text has `secrets` removed."""
     return SendResult.permanent(safe_text(text, secrets))
 
 

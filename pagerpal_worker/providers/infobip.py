@@ -211,6 +211,7 @@ class InfobipSmsSender(InfobipSender):
 
     @classmethod
     def from_settings(cls, settings) -> InfobipSmsSender:
+        """The SMS sender the settings configure."""
         return cls(base_url=settings.infobip_base_url, api_key=settings.infobip_api_key,
                    sender=settings.infobip_sms_sender, timeout=settings.provider_timeout_seconds,
                    secrets=settings.secret_values())
@@ -250,6 +251,7 @@ class InfobipWhatsAppSender(InfobipSender):
 
     @classmethod
     def from_settings(cls, settings) -> InfobipWhatsAppSender:
+        """The WhatsApp sender the settings configure."""
         return cls(base_url=settings.infobip_base_url, api_key=settings.infobip_api_key,
                    sender=settings.infobip_whatsapp_sender, template=settings.infobip_whatsapp_template,
                    timeout=settings.provider_timeout_seconds, secrets=settings.secret_values())

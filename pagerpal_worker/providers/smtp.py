@@ -87,6 +87,7 @@ class SmtpSender:
 
     @classmethod
     def from_settings(cls, settings) -> SmtpSender:
+        """The email sender the settings configure."""
         return cls(host=settings.smtp_host, port=settings.smtp_port, from_address=settings.smtp_from,
                    user=settings.smtp_user, password=settings.smtp_password, security=settings.smtp_security,
                    timeout=settings.provider_timeout_seconds, instance=settings.base_url,
