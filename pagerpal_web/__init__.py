@@ -96,6 +96,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     from pagerpal_web import api, auth, browser_safety, cli, errors, health, metrics, path_ids, requestlog, ui, webhooks
 
     requestlog.init_app(app)
+    from pagerpal_web import audit_context  # after requestlog: it reads the request id
+    audit_context.init_app(app)
     browser_safety.init_app(app)
     errors.init_app(app)
     auth.init_app(app)

@@ -46,13 +46,15 @@ def client_address() -> str:
     return request.remote_addr or "unknown"
 
 
-def password_sign_in(email, password) -> User:
+def password_sign_in(email, password, *, audit_success: bool = True) -> User:
     """Check an email and password for this client, throttled (the UI form and Basic auth both use it).
 
     Raises RateLimited (wait first) or Unauthorized (wrong); commits the throttle's counters.
+    Failures are always in the audit log; successes unless `audit_success` is False.
     """
     return signin.sign_in(db.session, client_address(), email, password,
-                          policy=signin.SigninPolicy.from_settings(settings()), now=utcnow())
+                          policy=signin.SigninPolicy.from_settings(settings()), now=utcnow(),
+                          audit_success=audit_success)
 
 
 # --- browser sessions, also checked on the server ---------------------------------------
@@ -160,7 +162,8 @@ def basic_auth_user() -> tuple[User | None, object]:
         if user is not None and user.auth_version == cached[1] and user.can_log_in:
             return user, None
     try:
-        user = password_sign_in(auth.username, auth.password or "")
+        # Basic auth is checked per call, not a sign-in: only its failures go to the audit log.
+        user = password_sign_in(auth.username, auth.password or "", audit_success=False)
     except RateLimited as exc:
         return None, error_response(429, "too_many_failures", "too many failed sign-ins for this account "
                                     "from this address; try again later",

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from pagerpal_core.models import User, UserSession
+from pagerpal_core.services.audit import record_audit
 
 # last_seen_at is written at most this often per session: idle timeouts are counted in
 # minutes and hours, and a write on every page view would cost more than it tells.
@@ -58,9 +59,16 @@ def check_session(session: Session, user_id: int, token: str | None, *, now: dat
 
 
 def end_session(session: Session, token: str | None) -> None:
-    """Sign a session out on the server: its cookie, wherever copied, stops working. Flushes."""
+    """Sign a session out on the server: its cookie, wherever copied, stops working. Flushes.
+
+    Signing out a live session writes an audit row for its user.
+    """
     if isinstance(token, str) and token:
+        row = session.get(UserSession, token_hash(token))
         session.execute(delete(UserSession).where(UserSession.token_hash == token_hash(token))
                         .execution_options(synchronize_session=False))
         session.flush()
+        if row is not None:
+            record_audit(session, action="auth.signed_out", object_type="user", object_id=row.user_id,
+                         actor=row.user_id)
 

@@ -34,7 +34,8 @@ from sqlalchemy.orm import Session
 
 from pagerpal_core.errors import RateLimited, Unauthorized
 from pagerpal_core.models import AuthThrottle, User
-from pagerpal_core.services.users import authenticate, normalize_email
+from pagerpal_core.services.audit import record_audit
+from pagerpal_core.services.users import authenticate, find_user_by_email, normalize_email
 from pagerpal_core.timeutil import utcnow
 
 # Failures older than this, with no block running, are forgotten.
@@ -193,26 +194,42 @@ def purge_stale_counters(session: Session, *, now: datetime) -> int:
     return result.rowcount or 0
 
 
+def _record_failure(session: Session, email: str, reason: str, now: datetime) -> None:
+    """An audit row for a refused sign-in, naming the account when the email is one (never the password)."""
+    account = find_user_by_email(session, email) if len(email) <= 254 else None
+    record_audit(session, action="auth.signin_failed", object_type="user",
+                 object_id=account.id if account is not None else None, actor=None,
+                 after={"email": normalize_email(email)[:254], "reason": reason}, now=now)
+
+
 def sign_in(session: Session, address: str | None, email, password, *, policy: SigninPolicy,
-            now: datetime | None = None) -> User:
+            now: datetime | None = None, audit_success: bool = True) -> User:
     """The active, login-enabled user with these credentials, tried from `address`, throttled.
 
     Raises RateLimited before any password check when this try must wait, Unauthorized for
     wrong credentials (or an account that cannot sign in). Commits twice — the reservation
     before the password check, the outcome after it — so call it with nothing else pending.
+    Every refusal writes an audit row; a success does unless `audit_success` is False (the
+    API, which checks credentials on every call, would otherwise log one per call).
     """
     now = now or utcnow()
     email = email if isinstance(email, str) else ""
     try:
         attempt = reserve_attempt(session, address, email, now=now, policy=policy)
     except RateLimited:
+        _record_failure(session, email, "throttled", now)
         session.commit()  # keeps the counters' forgetting of stale failures; nothing else is pending
         raise
     session.commit()
     user = authenticate(session, email, password if isinstance(password, str) else "")
     if user is None:
         # The reservation already counted this failure.
+        _record_failure(session, email, "wrong_credentials", now)
+        session.commit()
         raise Unauthorized("wrong email or password, or the account cannot sign in")
     record_success(session, attempt, now=now)
+    if audit_success:
+        record_audit(session, action="auth.signin_succeeded", object_type="user", object_id=user.id, actor=user,
+                     now=now)
     session.commit()
     return user

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 from pagerpal_core.db import Keyset, unique_or_conflict
 from pagerpal_core.errors import NotFound
 from pagerpal_core.models import Team, TeamMembership, User
+from pagerpal_core.services.audit import record_audit, snapshot
 from pagerpal_core.services.validation import UNSET, clean_text, lookup_active_user, raise_if
 from pagerpal_core.timeutil import utcnow
 
@@ -43,6 +44,8 @@ def create_team(session: Session, *, name: str, description: str = "", now: date
     team = Team(name=name, description=description, created_at=now or utcnow())
     with unique_or_conflict(session, f"a team named {name} already exists", fields={"name": "already in use"}):
         session.add(team)
+    record_audit(session, action="team.created", object_type="team", object_id=team.id,
+                 after=snapshot(team, "name", "description"))
     return team
 
 
@@ -53,16 +56,21 @@ def update_team(session: Session, team: Team, *, name=UNSET, description=UNSET) 
     new_description = (clean_text(description, "description", errors, max_len=1000, required=False)
                        if description is not UNSET else team.description)
     raise_if(errors, "invalid team")
+    before = snapshot(team, "name", "description")
     with unique_or_conflict(session, f"a team named {new_name} already exists", fields={"name": "already in use"}):
         team.name, team.description = new_name, new_description
+    record_audit(session, action="team.updated", object_type="team", object_id=team.id, before=before,
+                 after=snapshot(team, "name", "description"))
     return team
 
 
 def delete_team(session: Session, team: Team) -> None:
     """Delete a team with its memberships; refused while schedules, policies or incidents use it."""
+    before = snapshot(team, "id", "name", "description")
     with unique_or_conflict(session, f"team {team.name} is still used by schedules, escalation policies, "
                             "alert sources or incidents; detach them first"):
         session.delete(team)
+    record_audit(session, action="team.deleted", object_type="team", object_id=before["id"], before=before)
 
 
 def add_team_member(session: Session, team: Team, user: User | int, *,
@@ -75,6 +83,8 @@ def add_team_member(session: Session, team: Team, user: User | int, *,
     with unique_or_conflict(session, f"{user.name} is already a member of {team.name}",
                             fields={"user_id": "already a member"}):
         session.add(membership)
+    record_audit(session, action="team.member_added", object_type="team", object_id=team.id,
+                 after={"user_id": user.id})
     return membership
 
 
@@ -87,6 +97,8 @@ def remove_team_member(session: Session, team: Team, user: User | int) -> None:
         raise NotFound(f"user {user_id} is not a member of team {team.name}")
     session.delete(membership)
     session.flush()
+    record_audit(session, action="team.member_removed", object_type="team", object_id=team.id,
+                 before={"user_id": user_id})
 
 
 def list_team_members(session: Session, team: Team, *, active_only: bool = False) -> list[User]:

@@ -18,6 +18,7 @@ from pagerpal_core.models import AppState, ContactMethod, Incident, ScheduleEntr
 from pagerpal_core.models.incidents import OPEN_STATUSES
 from pagerpal_core.models.users import CHANNELS, ROLES
 from pagerpal_core.security import hash_password, password_problem, verify_password
+from pagerpal_core.services.audit import record_audit, snapshot
 from pagerpal_core.services.timeline import record_event
 from pagerpal_core.services.validation import UNSET, clean_text, clean_timezone, raise_if, text_problem
 from pagerpal_core.timeutil import utcnow
@@ -26,6 +27,9 @@ EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 # app_state key recorded when the first admin account is created, however it was created.
 ADMIN_EXISTED_KEY = "admin_existed"
+# What the audit log keeps of a user (the password hash only as set / not set: it is masked).
+USER_AUDIT_FIELDS = ("email", "name", "role", "timezone", "active", "password_hash")
+CONTACT_AUDIT_FIELDS = ("user_id", "channel", "destination", "enabled")
 
 
 def normalize_email(email) -> str:
@@ -153,11 +157,22 @@ def create_user(session: Session, *, email: str, name: str | None = None, role: 
                        fields={"email": "already in use"}) from None
     if role == "admin":
         record_admin_existed(session, user)
+    record_audit(session, action="user.created", object_type="user", object_id=user.id,
+                 after=snapshot(user, *USER_AUDIT_FIELDS))
     return user
 
 
-def set_password(session: Session, user: User, password: str | None) -> User:
-    """Set (or with None, remove) a user's password; existing sessions are signed out."""
+def _password_action(before_hash, after_hash) -> str:
+    if after_hash is None:
+        return "user.password_removed"
+    return "user.password_set" if before_hash is None else "user.password_changed"
+
+
+def set_password(session: Session, user: User, password: str | None, *, audit: bool = True) -> User:
+    """Set (or with None, remove) a user's password; existing sessions are signed out.
+
+    `audit=False` when the caller records the change in its own audit row (update_user).
+    """
     if password is not None:
         problem = password_problem(password)
         if problem:
@@ -165,20 +180,28 @@ def set_password(session: Session, user: User, password: str | None) -> User:
     removes_admin_login = not password and user.role == "admin"
     if removes_admin_login:
         lock_admin_changes(session)
+    before_hash = user.password_hash
     user.password_hash = hash_password(password) if password else None
     user.auth_version = (user.auth_version or 1) + 1
     session.flush()
     if removes_admin_login:
         ensure_login_admin(session)
+    if audit:
+        record_audit(session, action=_password_action(before_hash, user.password_hash), object_type="user",
+                     object_id=user.id, before={"password_hash": before_hash},
+                     after={"password_hash": user.password_hash})
     return user
 
 
-def set_role(session: Session, user: User, role: str) -> User:
-    """Change `user`'s role; refuses (Conflict) to take the last login-capable admin away."""
+def set_role(session: Session, user: User, role: str, *, audit: bool = True) -> User:
+    """Change `user`'s role; refuses (Conflict) to take the last login-capable admin away.
+
+    `audit=False` when the caller records the change in its own audit row (update_user).
+    """
     if role not in ROLES:
         raise Invalid("invalid role", fields={"role": f"must be one of {', '.join(ROLES)}"})
     if role != user.role:
-        was_admin = user.role == "admin"
+        old_role, was_admin = user.role, user.role == "admin"
         lock_admin_changes(session)  # before the write: see locks.ADMIN_GUARD_LOCK_ID
         user.role = role
         user.auth_version = (user.auth_version or 1) + 1
@@ -187,6 +210,9 @@ def set_role(session: Session, user: User, role: str) -> User:
             record_admin_existed(session, user)
         elif was_admin:
             ensure_login_admin(session)
+        if audit:
+            record_audit(session, action="user.role_changed", object_type="user", object_id=user.id,
+                         before={"role": old_role}, after={"role": role})
     return user
 
 
@@ -284,6 +310,8 @@ def deactivate_user(session: Session, user: User, *, actor: User | None = None,
     session.flush()
     if user.role == "admin":
         ensure_login_admin(session)
+    record_audit(session, action="user.deactivated", object_type="user", object_id=user.id,
+                 before={"active": True}, after={"active": False})
     incidents = session.scalars(select(Incident).where(
         Incident.assignee_id == user.id, Incident.status.in_(OPEN_STATUSES)))
     for incident in incidents:
@@ -295,9 +323,13 @@ def deactivate_user(session: Session, user: User, *, actor: User | None = None,
 
 def reactivate_user(session: Session, user: User) -> User:
     """Make a deactivated user active again; they rejoin paging and on-call resolution."""
+    was_active = user.active
     user.active = True
     user.deactivated_at = None
     session.flush()
+    if not was_active:
+        record_audit(session, action="user.reactivated", object_type="user", object_id=user.id,
+                     before={"active": False}, after={"active": True})
     return user
 
 
@@ -338,10 +370,11 @@ def update_user(session: Session, user: User, *, name=UNSET, email=UNSET, timezo
     raise_if(errors, "invalid user")
     # Every write below happens under the admin-guard lock (ensure_login_admin ends this).
     lock_admin_changes(session)
+    before = snapshot(user, *USER_AUDIT_FIELDS)
     if role is not UNSET:
-        set_role(session, user, role)
+        set_role(session, user, role, audit=False)
     if password is not UNSET:
-        set_password(session, user, password)
+        set_password(session, user, password, audit=False)
     if name is not UNSET:
         user.name = name
     if timezone is not UNSET:
@@ -355,6 +388,12 @@ def update_user(session: Session, user: User, *, name=UNSET, email=UNSET, timezo
             raise Conflict(f"a user with email {email.strip()} already exists",
                            fields={"email": "already in use"}) from None
     ensure_login_admin(session)
+    after = snapshot(user, *USER_AUDIT_FIELDS)
+    changed = {name for name in after if after[name] != before[name]}
+    action = {frozenset({"role"}): "user.role_changed"}.get(frozenset(changed), "user.updated")
+    if changed == {"password_hash"}:
+        action = _password_action(before["password_hash"], after["password_hash"])
+    record_audit(session, action=action, object_type="user", object_id=user.id, before=before, after=after)
     return user
 
 
@@ -391,8 +430,11 @@ def add_contact_method(session: Session, user: User, *, channel: str, destinatio
                        enabled: bool = True) -> ContactMethod:
     """Add a way to reach `user`: sms/whatsapp to an E.164 number, or email."""
     raise_if(_contact_problem(channel, destination), "invalid contact method")
-    return _save_contact(session, ContactMethod(user_id=user.id, channel=channel,
-                                                destination=destination.strip(), enabled=bool(enabled)))
+    method = _save_contact(session, ContactMethod(user_id=user.id, channel=channel,
+                                                  destination=destination.strip(), enabled=bool(enabled)))
+    record_audit(session, action="contact_method.created", object_type="contact_method", object_id=method.id,
+                 after=snapshot(method, *CONTACT_AUDIT_FIELDS))
+    return method
 
 
 def update_contact_method(session: Session, method: ContactMethod, *, channel=UNSET, destination=UNSET,
@@ -401,16 +443,23 @@ def update_contact_method(session: Session, method: ContactMethod, *, channel=UN
     channel = method.channel if channel is UNSET else channel
     destination = method.destination if destination is UNSET else destination
     raise_if(_contact_problem(channel, destination), "invalid contact method")
+    before = snapshot(method, *CONTACT_AUDIT_FIELDS)
     method.channel, method.destination = channel, destination.strip()
     if enabled is not UNSET:
         method.enabled = bool(enabled)
-    return _save_contact(session, method)
+    _save_contact(session, method)
+    record_audit(session, action="contact_method.updated", object_type="contact_method", object_id=method.id,
+                 before=before, after=snapshot(method, *CONTACT_AUDIT_FIELDS))
+    return method
 
 
 def remove_contact_method(session: Session, method: ContactMethod) -> None:
     """Delete a contact method; notifications already written keep their destination."""
+    before = snapshot(method, "id", *CONTACT_AUDIT_FIELDS)
     session.delete(method)
     session.flush()
+    record_audit(session, action="contact_method.deleted", object_type="contact_method", object_id=before["id"],
+                 before=before)
 
 
 # --- who may be named as acting, and what no one may do to their own account ----------
