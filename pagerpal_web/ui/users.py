@@ -8,6 +8,7 @@ from flask_login import current_user
 from pagerpal_core.errors import DomainError
 from pagerpal_core.models import User
 from pagerpal_core.services.coverage import my_shifts
+from pagerpal_core.services.notification_rules import can_edit_rules, list_notification_rules, set_notification_rules
 from pagerpal_core.services.users import (
     add_contact_method,
     create_user,
@@ -72,6 +73,9 @@ def _detail_page(user: User, *, role_form=None, contact_form=None):
     status = max(form_status(role_form), form_status(contact_form))
     return render_template("user_detail.html", user=user, role_form=role_form, contact_form=contact_form,
                            confirm_form=ConfirmForm(), memberships=footprint.memberships,
+                           can_edit_rules=can_edit_rules(current_user, user),
+                           rule_delays={r.contact_method_id: r.delay_minutes
+                                        for r in list_notification_rules(db.session, user)},
                            open_assigned=footprint.open_assigned,
                            shifts=my_shifts(db.session, user, now=utcnow())), status
 
@@ -131,6 +135,37 @@ def user_delete_contact(user_id: int, method_id: int):
     remove_contact_method(db.session, get_contact_method(db.session, user, method_id))
     db.session.commit()
     flash("Contact method removed.", "success")
+    return redirect(url_for("ui.user_detail", user_id=user.id), code=303)
+
+
+def _rules_from_form(user: User) -> list[dict]:
+    """`delay-<method id>` fields → rules ordered by delay (blank = method not used)."""
+    rules = []
+    for method in user.contact_methods:
+        raw = (request.form.get(f"delay-{method.id}") or "").strip()
+        if raw:
+            delay = int(raw) if raw.lstrip("-").isdigit() and len(raw) < 10 else raw
+            rules.append({"contact_method_id": method.id, "delay_minutes": delay})
+    return sorted(rules, key=lambda r: (r["delay_minutes"] if isinstance(r["delay_minutes"], int) else 0,
+                                        r["contact_method_id"]))
+
+
+@bp.post("/users/<int:user_id>/notification-rules")
+@login_required_role("viewer")
+def user_notification_rules(user_id: int):
+    """Replace the user's notification rules (admin or the user themselves); all blank = the default."""
+    user = get_user(db.session, user_id)
+    try:
+        set_notification_rules(db.session, user, _rules_from_form(user), actor=current_user, now=utcnow())
+    except DomainError as exc:
+        db.session.rollback()
+        if exc.status != 422:
+            raise
+        for problem in exc.fields.values():
+            flash(f"Notification rules not saved: {problem}", "error")
+        return _detail_page(user)[0], 422
+    db.session.commit()
+    flash(f"Notification rules for {user.name} saved.", "success")
     return redirect(url_for("ui.user_detail", user_id=user.id), code=303)
 
 

@@ -7,15 +7,16 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from pagerpal_core.models import Notification
+from pagerpal_core.models import Notification, User
 from pagerpal_core.services.incidents import acknowledge_incident, snooze_incident
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.extensions import db
 from pagerpal_worker.loop import run_cycle
+from tests.conftest import csrf_token_from
 from tests.delivery.conftest import make_responder, page, smtp_env
 from tests.delivery.test_failover import rows, sms_then_email
 from tests.factories import make_user
-from tests.web.conftest import basic
+from tests.web.conftest import basic, login
 from tests.worker.conftest import make_incident
 
 
@@ -146,3 +147,27 @@ def test_paging_writes_one_row_per_rule_due_at_its_delay(session):
     page(session, incident, user, now=now)
     due = {r.channel: r.next_attempt_at for r in session.scalars(select(Notification))}
     assert due == {"sms": now, "email": now + timedelta(minutes=7)}
+
+
+# --- the UI ------------------------------------------------------------------------------
+
+def test_ui_user_edits_own_rules_and_bad_delays_change_nothing(app, client, people):
+    alice_id, alice = people["alice"]
+    sms, email = people["methods"]["sms"], people["methods"]["email"]
+    with app.app_context():
+        email_address = db.session.get(User, alice_id).email
+    login(client, email_address)
+    page_html = client.get(f"/users/{alice_id}").get_data(as_text=True)
+    assert 'id="rules-form"' in page_html
+    token = csrf_token_from(page_html)
+    response = client.post(f"/users/{alice_id}/notification-rules",
+                           data={"csrf_token": token, f"delay-{sms}": "0", f"delay-{email}": "5"})
+    assert response.status_code == 303
+    got = client.get(url(alice_id), headers=alice).get_json()
+    assert got["rules"] == [{"contact_method_id": sms, "delay_minutes": 0},
+                            {"contact_method_id": email, "delay_minutes": 5}]
+    response = client.post(f"/users/{alice_id}/notification-rules",
+                           data={"csrf_token": token, f"delay-{sms}": "0", f"delay-{email}": "99999"})
+    assert response.status_code == 422
+    assert "between 0 and 1440" in response.get_data(as_text=True)
+    assert client.get(url(alice_id), headers=alice).get_json()["rules"] == got["rules"]

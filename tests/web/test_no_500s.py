@@ -167,6 +167,7 @@ UI_POST_ENDPOINTS = [
     "ui.delete_team_view", "ui.add_team_member_view", "ui.remove_team_member_view", "ui.create_user_view",
     "ui.user_add_contact", "ui.user_delete_contact", "ui.user_deactivate", "ui.user_reactivate",
     "ui.user_role", "ui.create_heartbeat_view", "ui.delete_heartbeat_view",
+    "ui.user_notification_rules",
 ]
 
 
