@@ -11,13 +11,10 @@ action (Acknowledge, Resolve, Escalate) and the incident's URL.
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 
 from pagerpal_core.models import Incident
 
-SMS_LIMIT = 306           # two concatenated GSM-7 segments (153 septets each)
-SMS_UCS2_LIMIT = 134      # two concatenated UCS-2 segments (67 characters each)
 WHATSAPP_LIMIT = 1000
 SMS_ELLIPSIS = "..."      # "…" is not in the GSM alphabet: one would turn the SMS into UCS-2
 
@@ -43,9 +40,10 @@ def sms_fits(text: str, segments: int = 2) -> bool:
 
 @dataclass(frozen=True)
 class RenderedMessage:
+    """A page's subject and plain-text body (the email's HTML part is made from this text when it is sent)."""
+
     subject: str
-    body: str            # plain text (SMS, WhatsApp, email text part)
-    html: str | None = None  # email HTML part
+    body: str
 
 
 def incident_url(base_url: str, incident_id: int) -> str:
@@ -150,11 +148,4 @@ def render_page(incident: Incident, channel: str, *, base_url: str, source_name:
         text += "".join(f"{label}: {url}\n" for label, url in actions)
         text += "(each link opens a confirmation page; no sign-in needed)\n\n"
     text += f"Open the incident: {page}\n"
-    esc = html.escape
-    buttons = "".join(f'<a href="{esc(url)}">{esc(label)}</a> &middot; ' for label, url in actions)
-    html_body = (f"<h2>{esc(subject)}</h2><p><b>Severity:</b> {esc(incident.severity)}<br>"
-                 f"<b>Source:</b> {esc(source)}<br><b>Status:</b> {esc(incident.status)}</p>"
-                 f"<p>{esc(incident.description or '')}</p>"
-                 + (f"<p>{buttons}</p>" if buttons else "")
-                 + f"<p><a href=\"{esc(page)}\">Open the incident</a></p>")
-    return RenderedMessage(subject=subject, body=text, html=html_body)
+    return RenderedMessage(subject=subject, body=text)

@@ -28,7 +28,6 @@ NESTED_TOO_DEEP = "[nested too deep]"
 
 # What an event asks for.
 TRIGGER, RESOLVE, ACKNOWLEDGE, IGNORE = "trigger", "resolve", "acknowledge", "ignore"
-ACTIONS = (TRIGGER, RESOLVE, ACKNOWLEDGE, IGNORE)
 
 
 @dataclass

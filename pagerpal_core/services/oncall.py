@@ -32,7 +32,6 @@ from pagerpal_core.errors import Invalid
 from pagerpal_core.models import Rotation, RotationParticipant, Schedule, ScheduleEntry, ScheduleOverride, Team, User
 from pagerpal_core.timeutil import as_utc
 
-LAYERS = ("override", "entry", "rotation")
 # The longest window one call may expand: 400 days of hourly turns is ~10k shifts per rotation.
 MAX_WINDOW = timedelta(days=400)
 

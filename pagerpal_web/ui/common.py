@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from flask import current_app, flash, g, redirect, request
+from flask import flash, g, redirect, request
 from flask_login import current_user
 from markupsafe import Markup
 
@@ -28,7 +28,7 @@ def ui_globals():
     """`can('admin')` in templates hides buttons the signed-in user may not use."""
     def can(role: str) -> bool:
         return current_user.is_authenticated and has_role(current_user, role)
-    return {"can": can, "now_utc": utcnow(), "url_map_endpoints": current_app.view_functions}
+    return {"can": can, "now_utc": utcnow()}
 
 
 @bp.app_template_filter("age")

@@ -18,7 +18,6 @@ class OutboundMessage:
     subject: str
     body: str
     incident_id: int | None = None
-    html: str | None = None  # email HTML part; derived from `body` when absent
 
 
 @dataclass(frozen=True)

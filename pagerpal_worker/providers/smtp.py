@@ -1,7 +1,9 @@
 """Email through SMTP (smtplib): STARTTLS, implicit TLS or plain, by SMTP_SECURITY.
 
-Every message has a plain-text and an HTML part and a Message-ID derived from the
-notification id, so a retried send is the same message to the recipient's mail client.
+Every message is multipart/alternative: the page's text and an HTML part made from that
+same text (escaped, links clickable), so both carry the same words and links, action links
+included. Its Message-ID is derived from the notification id, so a retried send is the same
+message to the recipient's mail client.
 Outcome mapping: timeouts, connection trouble and 4xx SMTP replies → retryable; 5xx
 replies, refused logins and TLS failures → permanent, saying why.
 """
@@ -110,7 +112,7 @@ class SmtpSender:
         email["X-Auto-Response-Suppress"] = "All"
         email["X-PagerPal-Notification"] = str(message.notification_id)
         email.set_content(message.body)
-        email.add_alternative(message.html or html_from_text(message.body), subtype="html")
+        email.add_alternative(html_from_text(message.body), subtype="html")
         return email
 
     def send(self, message: OutboundMessage) -> SendResult:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pagerpal_core.messages import render_page
+from pagerpal_core.models import Incident
 from pagerpal_worker.providers.base import OutboundMessage
 from pagerpal_worker.providers.smtp import SmtpSender, html_from_text, message_id_for
 from tests.fakes.smtp import FakeSMTP
@@ -12,9 +14,9 @@ from tests.providers.conftest import SMTP_PASSWORD, closed_port
 BODY = "[CRITICAL] DB down\n\nSeverity: critical\nSource: grafana\n\nOpen the incident: http://pp.test/incidents/9\n"
 
 
-def email_page(n=1, to="oncall@example.test", html=None):
+def email_page(n=1, to="oncall@example.test", body=BODY):
     return OutboundMessage(notification_id=n, channel="email", destination=to, subject="[CRITICAL] DB down",
-                           body=BODY, incident_id=9, html=html)
+                           body=body, incident_id=9)
 
 
 def sender_for(server: FakeSMTP, **kw) -> SmtpSender:
@@ -58,9 +60,21 @@ def test_message_id_is_stable_per_notification(smtp_server):
     assert len({m.message["References"] for m in smtp_server.messages}) == 1
 
 
-def test_explicit_html_part_is_used(smtp_server):
-    sender_for(smtp_server).send(email_page(html="<h2>Custom</h2>"))
-    assert "<h2>Custom</h2>" in smtp_server.wait_for_messages(1)[0].html_part()
+def test_rendered_page_is_sent_as_text_and_html_alternatives_with_the_same_links(smtp_server):
+    incident = Incident(id=9, title="DB <down>", description="<script>alert(1)</script> & more",
+                        severity="critical", status="triggered")
+    page = render_page(incident, "email", base_url="http://pp.test", source_name="grafana", action_token="tok123")
+    assert sender_for(smtp_server).send(email_page(body=page.body)).outcome == "accepted"
+    [got] = smtp_server.wait_for_messages(1)
+    assert got.message.get_content_type() == "multipart/alternative"
+    text, html_part = got.text_part(), got.html_part()
+    links = ["http://pp.test/a/tok123?do=ack", "http://pp.test/a/tok123?do=resolve",
+             "http://pp.test/a/tok123?do=escalate", "http://pp.test/incidents/9"]
+    for link in links:
+        assert link in text and f'<a href="{link}">' in html_part
+    # The HTML part is the same words, escaped: markup in an alert never reaches the reader's mail client.
+    assert "<script>" not in html_part and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in html_part
+    assert "DB &lt;down&gt;" in html_part
 
 
 def test_wrong_password_is_permanent_and_does_not_leak_it():

@@ -54,7 +54,7 @@ def test_whatsapp_and_email_carry_the_link():
     assert wa.endswith(f"\n{BASE}/a/{token}\nReply 4821 ACK / 4821 RES")
     mail = render_page(incident(), "email", base_url=BASE, source_name="grafana", action_token=token)
     for action in ("ack", "resolve", "escalate"):
-        assert f"{BASE}/a/{token}?do={action}" in mail.body and f"{BASE}/a/{token}?do={action}" in mail.html
+        assert f"{BASE}/a/{token}?do={action}" in mail.body
     assert f"{BASE}/incidents/4242" in mail.body
     assert "Reply" not in mail.body
 
