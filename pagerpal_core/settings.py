@@ -250,6 +250,8 @@ class Settings:
     login_account_max_failures: int = _setting("LOGIN_ACCOUNT_MAX_FAILURES", _positive_int, "20")
     # A browser session unused for this long is signed out on the server.
     session_idle_minutes: int = _setting("SESSION_IDLE_MINUTES", _positive_int, "720")
+    # Audit rows older than this many days are deleted by the worker's chores step.
+    audit_retention_days: int = _setting("AUDIT_RETENTION_DAYS", _positive_int, "365")
     metrics: str = _setting("METRICS", _metrics_mode, "off")
     # Pinged (GET) by the worker after each healthy watchdog run, so an outside monitor notices a
     # dead PagerPal. Secret: such URLs usually carry the monitor's token.

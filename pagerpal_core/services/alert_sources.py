@@ -21,6 +21,7 @@ from pagerpal_core.models import AlertSource, EscalationPolicy, Incident, Team
 from pagerpal_core.models.alert_sources import SOURCE_KINDS
 from pagerpal_core.models.incidents import OPEN_STATUSES, SEVERITIES
 from pagerpal_core.security import sha256_hex
+from pagerpal_core.services.audit import audit_suppressed, record_audit
 from pagerpal_core.services.validation import text_problem
 
 KEY_PREFIX = "ppk_"
@@ -173,6 +174,14 @@ def count_open_incidents(session: Session, source: AlertSource) -> int:
         Incident.alert_source_id == source.id, Incident.status.in_(OPEN_STATUSES))) or 0
 
 
+def _source_audit(source: AlertSource) -> dict:
+    """What the audit log shows of a source (`key_hash` only to tell that the key changed: it is masked)."""
+    values = {name: getattr(source, name, None) for name in
+              ("name", "kind", "policy_id", "team_id", "severity_map", "active", "sns_verification", "key_hash")}
+    values["severity_map"] = dict(values["severity_map"] or {})
+    return values
+
+
 def create_alert_source(session: Session, *, name: str, kind: str = "generic", policy_id: int | None = None,
                         team_id: int | None = None, severity_map: dict | None = None,
                         active: bool = True, now: datetime) -> IssuedKey:
@@ -190,6 +199,8 @@ def create_alert_source(session: Session, *, name: str, kind: str = "generic", p
     with unique_or_conflict(session, f"an alert source named {name.strip()!r} already exists",
                             fields={"name": "already in use"}):
         session.add(source)
+    record_audit(session, action="alert_source.created", object_type="alert_source", object_id=source.id,
+                 after=_source_audit(source))
     return IssuedKey(source=source, key=key)
 
 
@@ -199,10 +210,13 @@ def rename_alert_source(session: Session, source: AlertSource, name: str, *, now
     if errors:
         raise Invalid("invalid alert source", fields=errors)
     # Rolling the savepoint back expires `source`, so after a conflict it reads its old name again.
+    before = {"name": source.name}
     with unique_or_conflict(session, f"an alert source named {name.strip()!r} already exists",
                             fields={"name": "already in use"}):
         source.name = name.strip()
         _mark_changed(source, now)
+    record_audit(session, action="alert_source.renamed", object_type="alert_source", object_id=source.id,
+                 before=before, after={"name": source.name})
     return source
 
 
@@ -218,23 +232,30 @@ def update_alert_source(session: Session, source: AlertSource, *, now: datetime,
         errors["active"] = "must be true or false"
     if errors:
         raise Invalid("invalid alert source", fields=errors)
+    before = _source_audit(source)
     if "name" in changes:
-        rename_alert_source(session, source, changes.pop("name"), now=now)
+        with audit_suppressed(session):  # one row below covers the rename too
+            rename_alert_source(session, source, changes.pop("name"), now=now)
     if "severity_map" in changes:
         changes["severity_map"] = normalise_severity_map(changes["severity_map"])
     for attr, value in changes.items():
         setattr(source, attr, value)
     _mark_changed(source, now)
     session.flush()
+    record_audit(session, action="alert_source.updated", object_type="alert_source", object_id=source.id,
+                 before=before, after=_source_audit(source))
     return source
 
 
 def set_alert_source_active(session: Session, source: AlertSource, active: bool, *,
                             now: datetime) -> AlertSource:
     """Activate or deactivate: an inactive source's key is refused with 403."""
+    before = {"active": source.active}
     source.active = bool(active)
     _mark_changed(source, now)
     session.flush()
+    record_audit(session, action="alert_source.activated" if active else "alert_source.deactivated",
+                 object_type="alert_source", object_id=source.id, before=before, after={"active": source.active})
     return source
 
 
@@ -251,10 +272,13 @@ def deactivate_alert_source(session: Session, source: AlertSource, *, now: datet
 def regenerate_alert_source_key(session: Session, source: AlertSource, *, now: datetime) -> IssuedKey:
     """Replace the key; the old one stops working when the caller commits."""
     key = new_source_key()
+    before = {"key_hash": source.key_hash, "key_rotated_at": source.key_rotated_at}
     _apply_key(source, key)
     source.key_rotated_at = now
     _mark_changed(source, now)
     session.flush()
+    record_audit(session, action="alert_source.key_regenerated", object_type="alert_source", object_id=source.id,
+                 before=before, after={"key_hash": source.key_hash, "key_rotated_at": source.key_rotated_at})
     return IssuedKey(source=source, key=key)
 
 
@@ -263,6 +287,7 @@ def delete_alert_source(session: Session, source: AlertSource) -> None:
 
     One DELETE guarded by NOT EXISTS, so the check and the delete are one statement.
     """
+    before = {"id": source.id, **_source_audit(source)}
     result = session.execute(
         delete(AlertSource)
         .where(AlertSource.id == source.id)
@@ -273,6 +298,8 @@ def delete_alert_source(session: Session, source: AlertSource) -> None:
             raise NotFound(f"alert source {source.id} not found")
         raise Conflict(f"alert source {source.name!r} has incidents; deactivate it instead of deleting")
     session.expunge(source)
+    record_audit(session, action="alert_source.deleted", object_type="alert_source", object_id=before["id"],
+                 before=before)
 
 
 def authenticate_source(session: Session, key: str | None) -> AlertSource | None:

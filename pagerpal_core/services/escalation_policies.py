@@ -21,6 +21,7 @@ from pagerpal_core.db import Keyset, unique_or_conflict
 from pagerpal_core.errors import Conflict, Invalid, NotFound
 from pagerpal_core.models import EscalationLevel, EscalationPolicy, EscalationTarget, Schedule, Team, User
 from pagerpal_core.models.escalation import TARGET_TYPES
+from pagerpal_core.services.audit import audit_suppressed, record_audit, snapshot
 from pagerpal_core.services.validation import UNSET, clean_int, clean_text, lookup, lookup_active_user, raise_if
 from pagerpal_core.timeutil import utcnow
 
@@ -57,6 +58,19 @@ def list_policies(session: Session, *, team: Team | None = None, page: Keyset | 
     return list(session.scalars(query.order_by(EscalationPolicy.name)))
 
 
+# The fields the audit log shows of a policy.
+POLICY_AUDIT_FIELDS = ("name", "description", "team_id", "repeat_count", "ack_timeout_minutes")
+
+
+def _target_audit(target: EscalationTarget) -> dict:
+    return {"type": target.target_type, "id": getattr(target, f"{target.target_type}_id", None)}
+
+
+def _level_audit(level: EscalationLevel) -> dict:
+    return {"policy_id": level.policy_id, "level_number": level.level_number, "delay_minutes": level.delay_minutes,
+            "targets": [_target_audit(t) for t in level.targets]}
+
+
 def create_policy(session: Session, *, name: str, description: str = "", team: Team | int | None = None,
                   repeat_count: int = 0, levels: list[dict] | None = None, ack_timeout_minutes: int | None = None,
                   now: datetime | None = None) -> EscalationPolicy:
@@ -84,13 +98,17 @@ def create_policy(session: Session, *, name: str, description: str = "", team: T
         if not isinstance(spec, dict):
             raise Invalid("invalid escalation policy", fields={f"levels[{i}]": "must be an object"})
         try:
-            add_level(session, policy, level_number=spec.get("level_number"),
-                      delay_minutes=spec.get("delay_minutes", 15), targets=spec.get("targets", []))
+            with audit_suppressed(session):  # the policy's row below lists its levels
+                add_level(session, policy, level_number=spec.get("level_number"),
+                          delay_minutes=spec.get("delay_minutes", 15), targets=spec.get("targets", []))
         except (Invalid, Conflict) as exc:
             # Report the field inside the list, so the caller knows which level was wrong.
             exc.fields = ({f"levels[{i}].{k}": v for k, v in exc.fields.items()}
                           or {f"levels[{i}]": exc.message})
             raise
+    record_audit(session, action="policy.created", object_type="escalation_policy", object_id=policy.id,
+                 after={**snapshot(policy, *POLICY_AUDIT_FIELDS),
+                        "levels": [_level_audit(level) for level in policy.levels]})
     return policy
 
 
@@ -112,17 +130,23 @@ def update_policy(session: Session, policy: EscalationPolicy, *, name=UNSET, des
         found = lookup(session, Team, team, "team_id", errors, label="team") if team is not None else None
         values["team_id"] = found.id if found else None
     raise_if(errors, "invalid escalation policy")
+    before = snapshot(policy, *POLICY_AUDIT_FIELDS)
     with unique_or_conflict(session, f"an escalation policy named {values.get('name')} already exists",
                             fields={"name": "already in use"}):
         for key, value in values.items():
             setattr(policy, key, value)
+    record_audit(session, action="policy.updated", object_type="escalation_policy", object_id=policy.id,
+                 before=before, after=snapshot(policy, *POLICY_AUDIT_FIELDS))
     return policy
 
 
 def delete_policy(session: Session, policy: EscalationPolicy) -> None:
     """Delete a policy with its levels; refused while alert sources or incidents use it."""
+    before = {**snapshot(policy, "id", *POLICY_AUDIT_FIELDS), "levels": [_level_audit(lv) for lv in policy.levels]}
     with unique_or_conflict(session, f"escalation policy {policy.name} is used by alert sources or incidents"):
         session.delete(policy)
+    record_audit(session, action="policy.deleted", object_type="escalation_policy", object_id=before["id"],
+                 before=before)
 
 
 # --- levels ------------------------------------------------------------------------------
@@ -164,6 +188,8 @@ def add_level(session: Session, policy: EscalationPolicy, *, level_number: int |
     session.flush()
     session.refresh(level, ["targets"])
     session.refresh(policy, ["levels"])
+    record_audit(session, action="policy.level_added", object_type="escalation_level", object_id=level.id,
+                 after=_level_audit(level))
     return level
 
 
@@ -178,20 +204,26 @@ def update_level(session: Session, level: EscalationLevel, *, level_number=UNSET
         values["delay_minutes"] = clean_int(delay_minutes, "delay_minutes", errors, minimum=0,
                                             maximum=MAX_DELAY_MINUTES)
     raise_if(errors, "invalid escalation level")
+    before = snapshot(level, "policy_id", "level_number", "delay_minutes")
     with unique_or_conflict(session, f"the policy already has a level {values.get('level_number')}",
                             fields={"level_number": "already used in this policy"}):
         for key, value in values.items():
             setattr(level, key, value)
+    record_audit(session, action="policy.level_updated", object_type="escalation_level", object_id=level.id,
+                 before=before, after=snapshot(level, "policy_id", "level_number", "delay_minutes"))
     return level
 
 
 def delete_level(session: Session, level: EscalationLevel) -> None:
     """Delete a level and its targets (incidents at that level move on to the next one)."""
     policy = level.policy
+    before = {"id": level.id, **_level_audit(level)}
     session.delete(level)
     session.flush()
     if policy is not None:
         session.refresh(policy, ["levels"])
+    record_audit(session, action="policy.level_deleted", object_type="escalation_level", object_id=before["id"],
+                 before=before)
 
 
 # --- targets -----------------------------------------------------------------------------
@@ -239,6 +271,8 @@ def add_target(session: Session, level: EscalationLevel, target) -> EscalationTa
     session.add(row)
     session.flush()
     session.refresh(level, ["targets"])
+    record_audit(session, action="policy.target_added", object_type="escalation_target", object_id=row.id,
+                 after={"level_id": level.id, **_target_audit(row)})
     return row
 
 
@@ -247,6 +281,9 @@ def remove_target(session: Session, level: EscalationLevel, target_id: int) -> N
     target = session.get(EscalationTarget, target_id) if isinstance(target_id, int) else None
     if target is None or target.level_id != level.id:
         raise NotFound(f"target {target_id} not found in level {level.level_number}")
+    before = {"level_id": level.id, **_target_audit(target)}
     session.delete(target)
     session.flush()
     session.refresh(level, ["targets"])
+    record_audit(session, action="policy.target_removed", object_type="escalation_target", object_id=target_id,
+                 before=before)

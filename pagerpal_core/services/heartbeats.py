@@ -37,11 +37,14 @@ from pagerpal_core.models import EscalationPolicy, HeartbeatMonitor, Incident
 from pagerpal_core.models.incidents import OPEN_STATUSES
 from pagerpal_core.security import sha256_hex
 from pagerpal_core.services import incidents as incident_actions
+from pagerpal_core.services.audit import record_audit, snapshot
 from pagerpal_core.services.rate_limit import TOKEN_EPSILON, available_tokens
 from pagerpal_core.services.timeline import record_event
 from pagerpal_core.services.validation import UNSET, clean_int, clean_text, lookup, raise_if
 
 log = logging.getLogger("pagerpal.heartbeats")
+# What the audit log shows of a monitor (the token hash only to tell that it changed: it is masked).
+HEARTBEAT_AUDIT_FIELDS = ("name", "interval_seconds", "grace_seconds", "policy_id", "token_hash")
 
 TOKEN_PREFIX = "pph_"
 TOKEN_BYTES = 32
@@ -147,6 +150,8 @@ def create_heartbeat(session: Session, *, name, interval_seconds, escalation_pol
     with unique_or_conflict(session, f"a heartbeat monitor named {values['name']!r} already exists",
                             fields={"name": "already in use"}):
         session.add(monitor)
+    record_audit(session, action="heartbeat.created", object_type="heartbeat", object_id=monitor.id,
+                 after=snapshot(monitor, *HEARTBEAT_AUDIT_FIELDS))
     return IssuedHeartbeat(monitor, token)
 
 
@@ -159,6 +164,7 @@ def update_heartbeat(session: Session, monitor: HeartbeatMonitor, *, now: dateti
     errors: dict = {}
     values = _clean(session, given, errors)
     raise_if(errors, "invalid heartbeat monitor")
+    before = snapshot(monitor, *HEARTBEAT_AUDIT_FIELDS)
     with unique_or_conflict(session, f"a heartbeat monitor named {values.get('name')!r} already exists",
                             fields={"name": "already in use"}):
         for key, value in values.items():
@@ -166,13 +172,17 @@ def update_heartbeat(session: Session, monitor: HeartbeatMonitor, *, now: dateti
         if monitor.state == "up":
             monitor.expected_by = deadline(monitor)
         monitor.updated_at = now
+    record_audit(session, action="heartbeat.updated", object_type="heartbeat", object_id=monitor.id, before=before,
+                 after=snapshot(monitor, *HEARTBEAT_AUDIT_FIELDS))
     return monitor
 
 
 def delete_heartbeat(session: Session, monitor: HeartbeatMonitor) -> None:
     """Delete a monitor; an incident it opened stays (and is resolved by hand)."""
+    before = snapshot(monitor, "id", *HEARTBEAT_AUDIT_FIELDS)
     session.delete(monitor)
     session.flush()
+    record_audit(session, action="heartbeat.deleted", object_type="heartbeat", object_id=before["id"], before=before)
 
 
 # --- pings --------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from pagerpal_core.errors import Forbidden, Invalid
 from pagerpal_core.models import ContactMethod, NotificationRule, User
 from pagerpal_core.models.notifications import MAX_RULE_DELAY_MINUTES
+from pagerpal_core.services.audit import record_audit
 
 MAX_RULES = 20
 
@@ -112,6 +113,8 @@ def set_notification_rules(session: Session, user: User, rules, *, actor: User |
     if not can_edit_rules(actor, user):
         raise Forbidden("only an admin or the user themselves can change notification rules")
     parsed = _parse_rules(session, user, rules)
+    before = [{"contact_method_id": r.contact_method_id, "delay_minutes": r.delay_minutes}
+              for r in list_notification_rules(session, user)]
     session.execute(delete(NotificationRule).where(NotificationRule.user_id == user.id)
                     .execution_options(synchronize_session=False))
     rows = [NotificationRule(user_id=user.id, contact_method_id=method_id, position=position,
@@ -119,6 +122,9 @@ def set_notification_rules(session: Session, user: User, rules, *, actor: User |
             for position, (method_id, delay) in enumerate(parsed)]
     session.add_all(rows)
     session.flush()
+    record_audit(session, action="user.notification_rules_set", object_type="user", object_id=user.id,
+                 before={"notification_rules": before},
+                 after={"notification_rules": [{"contact_method_id": m, "delay_minutes": d} for m, d in parsed]})
     return rows
 
 

@@ -30,6 +30,7 @@ from pagerpal_core.models import (
     Team,
     User,
 )
+from pagerpal_core.services.audit import record_audit, snapshot
 from pagerpal_core.services.validation import (
     UNSET,
     clean_date,
@@ -45,6 +46,15 @@ from pagerpal_core.services.validation import (
 from pagerpal_core.timeutil import isoformat, utcnow
 
 SHIFT_UNITS = ("hours", "days", "weeks")
+# The fields each kind of row shows in the audit log.
+SCHEDULE_AUDIT_FIELDS = ("name", "timezone", "description", "team_id")
+ENTRY_AUDIT_FIELDS = ("schedule_id", "user_id", "starts_at", "ends_at")
+OVERRIDE_AUDIT_FIELDS = ("schedule_id", "user_id", "starts_at", "ends_at", "reason")
+ROTATION_AUDIT_FIELDS = ("schedule_id", "name", "shift_length", "shift_unit", "handoff_time", "start_date")
+
+
+def _turn_order(rotation: Rotation) -> list[int]:
+    return [p.user_id for p in sorted(rotation.participants, key=lambda p: p.position)]
 MAX_SHIFT_LENGTH = {"hours": 24 * 366, "days": 366, "weeks": 52}
 
 
@@ -81,6 +91,8 @@ def create_schedule(session: Session, *, name: str, timezone: str = "UTC", descr
                         team_id=team.id if team else None, created_at=now or utcnow())
     with unique_or_conflict(session, f"a schedule named {name} already exists", fields={"name": "already in use"}):
         session.add(schedule)
+    record_audit(session, action="schedule.created", object_type="schedule", object_id=schedule.id,
+                 after=snapshot(schedule, *SCHEDULE_AUDIT_FIELDS))
     return schedule
 
 
@@ -103,10 +115,13 @@ def update_schedule(session: Session, schedule: Schedule, *, name=UNSET, timezon
         found = lookup(session, Team, team, "team_id", errors, label="team") if team is not None else None
         values["team_id"] = found.id if found else None
     raise_if(errors, "invalid schedule")
+    before = snapshot(schedule, *SCHEDULE_AUDIT_FIELDS)
     with unique_or_conflict(session, f"a schedule named {values.get('name')} already exists",
                             fields={"name": "already in use"}):
         for key, value in values.items():
             setattr(schedule, key, value)
+    record_audit(session, action="schedule.updated", object_type="schedule", object_id=schedule.id, before=before,
+                 after=snapshot(schedule, *SCHEDULE_AUDIT_FIELDS))
     return schedule
 
 
@@ -118,9 +133,11 @@ def is_schedule_targeted(session: Session, schedule: Schedule) -> bool:
 
 def delete_schedule(session: Session, schedule: Schedule) -> None:
     """Delete a schedule and its layers; refused while an escalation level targets it."""
+    before = snapshot(schedule, "id", *SCHEDULE_AUDIT_FIELDS)
     with unique_or_conflict(session, f"schedule {schedule.name} is a target of an escalation policy; "
                             "remove it from the policy first"):
         session.delete(schedule)
+    record_audit(session, action="schedule.deleted", object_type="schedule", object_id=before["id"], before=before)
 
 
 def lock_schedule(session: Session, schedule: Schedule) -> Schedule:
@@ -197,6 +214,8 @@ def create_entry(session: Session, schedule: Schedule, *, user: User | int, star
                           created_at=now or utcnow())
     session.add(entry)
     session.flush()
+    record_audit(session, action="schedule_entry.created", object_type="schedule_entry", object_id=entry.id,
+                 after=snapshot(entry, *ENTRY_AUDIT_FIELDS))
     return entry
 
 
@@ -210,17 +229,23 @@ def update_entry(session: Session, entry: ScheduleEntry, *, user=UNSET, starts_a
     raise_if(errors, "invalid schedule entry")
     lock_schedule(session, entry.schedule)
     _check_no_overlap(session, entry.schedule, start, end, ignore_id=entry.id)
+    before = snapshot(entry, *ENTRY_AUDIT_FIELDS)
     if new_user is not None:
         entry.user_id = new_user.id
     entry.starts_at, entry.ends_at = start, end
     session.flush()
+    record_audit(session, action="schedule_entry.updated", object_type="schedule_entry", object_id=entry.id,
+                 before=before, after=snapshot(entry, *ENTRY_AUDIT_FIELDS))
     return entry
 
 
 def delete_entry(session: Session, entry: ScheduleEntry) -> None:
     """Delete an entry."""
+    before = snapshot(entry, "id", *ENTRY_AUDIT_FIELDS)
     session.delete(entry)
     session.flush()
+    record_audit(session, action="schedule_entry.deleted", object_type="schedule_entry", object_id=before["id"],
+                 before=before)
 
 
 # --- overrides ---------------------------------------------------------------------------
@@ -251,13 +276,18 @@ def create_override(session: Session, schedule: Schedule, *, user: User | int, s
                                 reason=reason, created_at=now or utcnow())
     session.add(override)
     session.flush()
+    record_audit(session, action="schedule_override.created", object_type="schedule_override",
+                 object_id=override.id, after=snapshot(override, *OVERRIDE_AUDIT_FIELDS))
     return override
 
 
 def delete_override(session: Session, override: ScheduleOverride) -> None:
     """Delete an override (the layers beneath it show through again)."""
+    before = snapshot(override, "id", *OVERRIDE_AUDIT_FIELDS)
     session.delete(override)
     session.flush()
+    record_audit(session, action="schedule_override.deleted", object_type="schedule_override",
+                 object_id=before["id"], before=before)
 
 
 # --- rotations ---------------------------------------------------------------------------
@@ -313,6 +343,8 @@ def create_rotation(session: Session, schedule: Schedule, *, start_date: date | 
         session.add(RotationParticipant(rotation_id=rotation.id, user_id=user.id, position=position))
     session.flush()
     session.refresh(rotation, ["participants"])
+    record_audit(session, action="rotation.created", object_type="rotation", object_id=rotation.id,
+                 after={**snapshot(rotation, *ROTATION_AUDIT_FIELDS), "participants": _turn_order(rotation)})
     return rotation
 
 
@@ -327,16 +359,21 @@ def update_rotation(session: Session, rotation: Rotation, *, name=UNSET, shift_l
     if "shift_length" not in errors and length is not None and length > MAX_SHIFT_LENGTH[unit]:
         errors["shift_length"] = f"must be at most {MAX_SHIFT_LENGTH[unit]}"
     raise_if(errors, "invalid rotation")
+    before = snapshot(rotation, *ROTATION_AUDIT_FIELDS)
     for key, value in values.items():
         setattr(rotation, key, value)
     session.flush()
+    record_audit(session, action="rotation.updated", object_type="rotation", object_id=rotation.id, before=before,
+                 after=snapshot(rotation, *ROTATION_AUDIT_FIELDS))
     return rotation
 
 
 def delete_rotation(session: Session, rotation: Rotation) -> None:
     """Delete a rotation and its participants."""
+    before = {**snapshot(rotation, "id", *ROTATION_AUDIT_FIELDS), "participants": _turn_order(rotation)}
     session.delete(rotation)
     session.flush()
+    record_audit(session, action="rotation.deleted", object_type="rotation", object_id=before["id"], before=before)
 
 
 def add_rotation_participant(session: Session, rotation: Rotation, user: User | int) -> RotationParticipant:
@@ -351,6 +388,8 @@ def add_rotation_participant(session: Session, rotation: Rotation, user: User | 
     with unique_or_conflict(session, "the rotation changed at the same time; try again"):
         session.add(participant)
     session.refresh(rotation, ["participants"])
+    record_audit(session, action="rotation.participant_added", object_type="rotation", object_id=rotation.id,
+                 after={"participant_id": participant.id, "user_id": user.id, "position": position})
     return participant
 
 
@@ -360,9 +399,12 @@ def remove_rotation_participant(session: Session, rotation: Rotation, participan
                    if isinstance(participant_id, int) else None)
     if participant is None or participant.rotation_id != rotation.id:
         raise NotFound(f"participant {participant_id} not found in rotation {rotation.id}")
+    before = {"participant_id": participant.id, "user_id": participant.user_id, "position": participant.position}
     session.delete(participant)
     session.flush()
     session.refresh(rotation, ["participants"])
+    record_audit(session, action="rotation.participant_removed", object_type="rotation", object_id=rotation.id,
+                 before=before)
 
 
 def set_rotation_participants(session: Session, rotation: Rotation, users: list) -> Rotation:
@@ -370,6 +412,7 @@ def set_rotation_participants(session: Session, rotation: Rotation, users: list)
     errors: dict = {}
     found = [lookup_active_user(session, u, f"participants[{i}]", errors) for i, u in enumerate(users or [])]
     raise_if(errors, "invalid rotation participants")
+    before = {"participants": _turn_order(rotation)}
     for participant in list(rotation.participants):
         session.delete(participant)
     # The old positions must be gone before the new ones reuse them (unique per rotation).
@@ -378,4 +421,6 @@ def set_rotation_participants(session: Session, rotation: Rotation, users: list)
         session.add(RotationParticipant(rotation_id=rotation.id, user_id=user.id, position=position))
     session.flush()
     session.refresh(rotation, ["participants"])
+    record_audit(session, action="rotation.participants_set", object_type="rotation", object_id=rotation.id,
+                 before=before, after={"participants": _turn_order(rotation)})
     return rotation

@@ -57,6 +57,7 @@ bp.after_request(quiet_challenge)
 
 from pagerpal_web.api import (  # noqa: E402,F401  (routes register on import)
     alert_sources,
+    audit,
     escalation_policies,
     heartbeats,
     incidents,

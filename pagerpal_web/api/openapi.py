@@ -15,6 +15,7 @@ from functools import lru_cache
 
 from flask import jsonify
 
+from pagerpal_core.models.audit import ACTOR_KINDS
 from pagerpal_core.models.incidents import SEVERITIES, STATUSES
 from pagerpal_core.models.notifications import NOTIFICATION_STATUSES
 from pagerpal_web.api import bp
@@ -104,6 +105,16 @@ INCIDENT_FILTERS = (
     q("q", {"type": "string", "maxLength": 200}, "another name for text (as the UI's search box sends it)"),
     q("sort", enum(INCIDENT_SORTS + tuple("-" + s for s in INCIDENT_SORTS)),
       "sort key, '-' for descending; default -created_at"),
+)
+
+AUDIT_FILTERS = (
+    q("actor", {"type": "integer", "minimum": 0}, "acting user id"),
+    q("actor_kind", enum(ACTOR_KINDS), "user, cli, api_key or system"),
+    q("action", {"type": "string", "maxLength": 64}, "e.g. user.role_changed"),
+    q("object_type", {"type": "string", "maxLength": 64}, "e.g. user, alert_source, escalation_policy"),
+    q("object_id", {"type": "string", "maxLength": 64}, "the object's id (with object_type)"),
+    q("since", INSTANT, "at or after"),
+    q("until", INSTANT, "before"),
 )
 
 
@@ -276,6 +287,10 @@ def management_paths() -> dict:
         "(now when absent), each with the reason: named on the level, or on call by rotation turn, "
         "scheduled shift or override (with when it ends), directly or through a team.")}
     # system
+    paths["/audit-events"] = {"get": op(
+        "The audit log: configuration changes and sign-ins", "audit", role="admin", schema=page_of("AuditEvent"),
+        query=PAGE + AUDIT_FILTERS, description="Oldest first; read-only (no route changes or deletes a row). "
+        "Rows older than AUDIT_RETENTION_DAYS are deleted by the worker.")}
     paths["/system/jobs"] = {"get": op("Worker jobs and delivery channels", "system",
                                        schema=ref("SystemJobs"))}
     paths["/openapi.json"] = {"get": op("This document", "system", schema={"type": "object"})}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 
 from pagerpal_core.models.alert_sources import SOURCE_KINDS
+from pagerpal_core.models.audit import ACTOR_KINDS
 from pagerpal_core.models.escalation import TARGET_TYPES
 from pagerpal_core.models.heartbeats import HEARTBEAT_STATES
 from pagerpal_core.models.incidents import SEVERITIES, STATUSES
@@ -293,3 +294,12 @@ SCHEMAS["HeartbeatWithToken"] = extended(
     ping_url={"type": "string", "description": "POST or GET it to ping; shown only in this response"})
 SCHEMAS["IncidentDetail"] = extended("Incident", timeline=array(ref("Event")),
                                      notifications=array(ref("Notification")))
+SCHEMAS["AuditEvent"] = all_required(
+    id=ID, created_at=TS, actor_user_id=nullable(ID), actor_kind=enum(ACTOR_KINDS),
+    actor_label={"type": "string", "description": "who it was at the time (a name, cli (<os user>), system)"},
+    via=nullable(enum(("ui", "api", "cli", "worker"))),
+    action={"type": "string", "description": "<noun>.<verb>, e.g. user.role_changed, auth.signin_failed"},
+    object_type=STR, object_id=nullable(STR),
+    before=nullable({"type": "object", "description": "changed fields before; secrets read ***"}),
+    after=nullable({"type": "object", "description": "changed fields after; secrets read ***"}),
+    request_id=nullable(STR), client_address=nullable(STR))

@@ -24,6 +24,7 @@ def init_app(app: Flask) -> None:
 # Command modules register on import (one line each).
 from pagerpal_web.cli import (
     alerts,  # noqa: E402,F401
+    audit,  # noqa: E402,F401
     demo,  # noqa: E402,F401
     notifications,  # noqa: E402,F401
     oncall,  # noqa: E402,F401

@@ -6,6 +6,7 @@ from datetime import datetime
 
 import requests
 
+from pagerpal_core.services.audit import purge_old_audit_events
 from pagerpal_core.services.sns import confirm_pending_subscriptions, sns_url_region
 from pagerpal_worker.context import WorkerContext
 
@@ -37,4 +38,8 @@ def run(ctx: WorkerContext, now: datetime, limit: int) -> int:
         counts = confirm_pending_subscriptions(
             session, now=now, fetch=make_sns_fetch(ctx.settings.provider_timeout_seconds), limit=limit)
         session.commit()
-    return sum(counts.values())
+    # Audit retention: the only deletion of audit rows, in batches, each in its own transaction.
+    with ctx.session_factory() as session:
+        purged = purge_old_audit_events(session, now=now, retention_days=ctx.settings.audit_retention_days)
+        session.commit()
+    return sum(counts.values()) + purged
