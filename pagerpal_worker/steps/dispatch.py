@@ -1,7 +1,8 @@
 """Dispatch due notifications: claim under a lease, send outside any transaction, record.
 
 Before claiming, each pass fails over pages that ended failed (or went unconfirmed) to the
-person's next contact method, so that page is claimed and sent in the same pass.
+person's next contact method, so that page is claimed and sent in the same pass, and folds
+pages over a destination's PAGES_PER_DESTINATION budget into one summary (services/bundling.py).
 
 Safe mode (NOTIFICATION_SENDING_ENABLED=false) marks due rows `suppressed` instead, keeping
 the rendered message, and calls no provider.
@@ -15,6 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from pagerpal_core.services.bundling import fold_excess_pages
 from pagerpal_core.services.failover import fail_over_due
 from pagerpal_core.services.notifications import (
     ClaimedNotification,
@@ -73,6 +75,9 @@ def run(ctx: WorkerContext, now: datetime, limit: int) -> int:
             ctx.more_work = ctx.more_work or suppressed == limit
             return suppressed + cancelled + failed_over
         batch = claim_limit(ctx, limit)
+        # Per-destination budget first: pages over it fold into one summary instead of going out.
+        fold_excess_pages(session, now=now, per_destination=settings.pages_per_destination,
+                          window_seconds=settings.page_bundle_window_seconds, base_url=settings.base_url)
         claimed = claim_due_notifications(session, now=now, limit=batch,
                                           lease_seconds=settings.notification_lease_seconds,
                                           leased_by=ctx.identity)
