@@ -34,7 +34,9 @@ def error_response(status: int, code: str, message: str, *, fields: dict | None 
 
 
 def domain_error_response(exc: DomainError):
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    # 429s, and any other refusal that says when to come back (an SNS certificate being fetched: 503).
+    retry_after = getattr(exc, "retry_after", None)
+    headers = {"Retry-After": str(retry_after)} if isinstance(exc, RateLimited) or retry_after else None
     return error_response(exc.status, exc.code, exc.message, fields=exc.fields, detail=exc.detail,
                           headers=headers)
 

@@ -2,8 +2,9 @@
 
 from pagerpal_core.db import Base
 from pagerpal_core.models.action_links import ActionLink, InboundMessage, ReplyCode  # noqa: F401
-from pagerpal_core.models.alert_sources import AlertSource, SnsSubscription
+from pagerpal_core.models.alert_sources import AlertSource, SnsSigningCert, SnsSubscription  # noqa: F401
 from pagerpal_core.models.audit import AuditEvent  # noqa: F401
+from pagerpal_core.models.calendar_feeds import CalendarFeedToken  # noqa: F401
 from pagerpal_core.models.escalation import EscalationLevel, EscalationPolicy, EscalationTarget
 from pagerpal_core.models.heartbeats import HeartbeatMonitor  # noqa: F401
 from pagerpal_core.models.incidents import Incident, IncidentEvent

@@ -11,6 +11,9 @@ from pagerpal_core.db import Base, JSONType, UTCDateTime
 from pagerpal_core.timeutil import utcnow
 
 SOURCE_KINDS = ("generic", "grafana", "cloudwatch", "alertmanager", "pagerduty")
+# How the CloudWatch/SNS endpoint trusts a message: "verify" its SNS signature as well as
+# the key, or "key-only" (the key alone, as before signatures were checked).
+SNS_VERIFICATION_MODES = ("verify", "key-only")
 
 
 class AlertSource(Base):
@@ -20,6 +23,7 @@ class AlertSource(Base):
     __table_args__ = (
         CheckConstraint("kind IN ('generic', 'grafana', 'cloudwatch', 'alertmanager', 'pagerduty')",
                         name="kind"),
+        CheckConstraint("sns_verification IN ('verify', 'key-only')", name="sns_verification"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -42,6 +46,10 @@ class AlertSource(Base):
     # map, name): the statement that takes the token checks it, so a cached copy that went out
     # of date is refused on the very next request, not when the cache entry expires.
     config_version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+    # New sources verify SNS signatures; rows that existed before signatures were checked get
+    # the server default, key-only, so an upgrade never starts refusing a working sender.
+    sns_verification: Mapped[str] = mapped_column(String(8), default="verify",
+                                                  server_default=text("'key-only'"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -73,3 +81,26 @@ class SnsSubscription(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     alert_source: Mapped[AlertSource] = relationship()
+
+
+class SnsSigningCert(Base):
+    """An SNS signing certificate URL seen in a signed message, and its PEM once the worker fetched it.
+
+    The web never calls out: it records a URL it has no certificate for ("wanted") and
+    answers 503; the worker's chore fetches it from the pinned SNS host and stores it.
+    """
+
+    __tablename__ = "sns_signing_certs"
+    __table_args__ = (
+        CheckConstraint("status IN ('wanted', 'ready', 'failed')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(String(1024), unique=True)
+    status: Mapped[str] = mapped_column(String(8), default="wanted", index=True)
+    pem: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from pagerpal_core.db import Keyset, unique_or_conflict
 from pagerpal_core.errors import Conflict, Invalid, NotFound
 from pagerpal_core.models import AlertSource, EscalationPolicy, Incident, Team
-from pagerpal_core.models.alert_sources import SOURCE_KINDS
+from pagerpal_core.models.alert_sources import SNS_VERIFICATION_MODES, SOURCE_KINDS
 from pagerpal_core.models.incidents import OPEN_STATUSES, SEVERITIES
 from pagerpal_core.security import sha256_hex
 from pagerpal_core.services.audit import audit_suppressed, record_audit
@@ -84,7 +84,7 @@ def _apply_key(source: AlertSource, key: str) -> None:
 
 
 def _validate(session: Session, *, name=None, kind=None, policy_id=None, team_id=None,
-              severity_map=None, check=()) -> dict:
+              severity_map=None, sns_verification=None, check=()) -> dict:
     errors = {}
     if "name" in check:
         if not isinstance(name, str) or not name.strip():
@@ -106,6 +106,8 @@ def _validate(session: Session, *, name=None, kind=None, policy_id=None, team_id
         problem = severity_map_problem(severity_map)
         if problem:
             errors["severity_map"] = problem
+    if "sns_verification" in check and sns_verification not in SNS_VERIFICATION_MODES:
+        errors["sns_verification"] = f"must be one of {', '.join(SNS_VERIFICATION_MODES)}"
     return errors
 
 
@@ -184,17 +186,21 @@ def _source_audit(source: AlertSource) -> dict:
 
 def create_alert_source(session: Session, *, name: str, kind: str = "generic", policy_id: int | None = None,
                         team_id: int | None = None, severity_map: dict | None = None,
-                        active: bool = True, now: datetime) -> IssuedKey:
-    """Create a source; the returned IssuedKey holds the full key, which is never readable again."""
+                        active: bool = True, sns_verification: str = "verify", now: datetime) -> IssuedKey:
+    """Create a source; the returned IssuedKey holds the full key, which is never readable again.
+
+    `sns_verification` ("verify", the default, or "key-only") says whether SNS messages to the
+    CloudWatch endpoint must also carry a valid SNS signature (services/sns_signatures.py).
+    """
     errors = _validate(session, name=name, kind=kind, policy_id=policy_id, team_id=team_id,
-                       severity_map=severity_map,
-                       check=("name", "kind", "policy_id", "team_id", "severity_map"))
+                       severity_map=severity_map, sns_verification=sns_verification,
+                       check=("name", "kind", "policy_id", "team_id", "severity_map", "sns_verification"))
     if errors:
         raise Invalid("invalid alert source", fields=errors)
     key = new_source_key()
     source = AlertSource(name=name.strip(), kind=kind, policy_id=policy_id, team_id=team_id,
                          severity_map=normalise_severity_map(severity_map), active=bool(active),
-                         key_rotated_at=now, created_at=now, updated_at=now)
+                         sns_verification=sns_verification, key_rotated_at=now, created_at=now, updated_at=now)
     _apply_key(source, key)
     with unique_or_conflict(session, f"an alert source named {name.strip()!r} already exists",
                             fields={"name": "already in use"}):
@@ -221,8 +227,9 @@ def rename_alert_source(session: Session, source: AlertSource, name: str, *, now
 
 
 def update_alert_source(session: Session, source: AlertSource, *, now: datetime, **changes) -> AlertSource:
-    """Change routing and mapping: any of kind, policy_id, team_id, severity_map, name, active."""
-    allowed = {"kind", "policy_id", "team_id", "severity_map", "name", "active"}
+    """Change routing and mapping: any of kind, policy_id, team_id, severity_map, name, active,
+    sns_verification."""
+    allowed = {"kind", "policy_id", "team_id", "severity_map", "name", "active", "sns_verification"}
     unknown = set(changes) - allowed
     if unknown:
         raise Invalid("invalid alert source", fields={k: "cannot be changed" for k in sorted(unknown)})

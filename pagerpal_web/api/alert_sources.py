@@ -18,7 +18,7 @@ from pagerpal_web.api.common import body_fields, check_types, created, no_conten
 from pagerpal_web.extensions import db
 from pagerpal_web.webhooks.alerts import WEBHOOK_PATHS
 
-SOURCE_FIELDS = {"name", "kind", "policy_id", "team_id", "severity_map", "active"}
+SOURCE_FIELDS = {"name", "kind", "policy_id", "team_id", "severity_map", "active", "sns_verification"}
 KEY_PLACEHOLDER = "<source key>"
 
 
@@ -47,6 +47,7 @@ def serialize_source(source: AlertSource, key: str | None = None) -> dict:
     body = {
         "id": source.id, "name": source.name, "kind": source.kind, "active": source.active,
         "policy_id": source.policy_id, "team_id": source.team_id, "severity_map": source.severity_map or {},
+        "sns_verification": source.sns_verification,
         "masked_key": svc.mask_key(source.key_suffix), "webhook": webhook_details(source, key),
         "last_alert_at": ts(source.last_alert_at), "key_rotated_at": ts(source.key_rotated_at),
         "created_at": ts(source.created_at), "updated_at": ts(source.updated_at),
@@ -67,7 +68,7 @@ def list_alert_sources():
 def create_alert_source_view():
     """Create a source; the response holds its full key, shown this once."""
     data = body_fields(SOURCE_FIELDS, needed=("name",))
-    check_types(data, kind="string", active="boolean")
+    check_types(data, kind="string", active="boolean", sns_verification="string")
     issued = svc.create_alert_source(db.session, **data, now=utcnow())
     db.session.commit()
     return created(serialize_source(issued.source, issued.key), "api.read_alert_source",
@@ -82,7 +83,7 @@ def read_alert_source(source_id: int):
 
 @bp.patch("/alert-sources/<int:source_id>")
 def update_alert_source_view(source_id: int):
-    """Change name, kind, routing (policy, team), severity map or active."""
+    """Change name, kind, routing (policy, team), severity map, active or SNS signature checking."""
     data = body_fields(SOURCE_FIELDS)
     source = svc.update_alert_source(db.session, svc.get_alert_source(db.session, source_id), **data,
                                      now=utcnow())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 
-from pagerpal_core.models.alert_sources import SOURCE_KINDS
+from pagerpal_core.models.alert_sources import SNS_VERIFICATION_MODES, SOURCE_KINDS
 from pagerpal_core.models.audit import ACTOR_KINDS
 from pagerpal_core.models.escalation import TARGET_TYPES
 from pagerpal_core.models.heartbeats import HEARTBEAT_STATES
@@ -176,15 +176,19 @@ SCHEMAS = {
     "AlertSource": all_required(
         id=ID, name=STR, kind=enum(SOURCE_KINDS), active=BOOL, policy_id=nullable(ID), team_id=nullable(ID),
         severity_map={"type": "object", "additionalProperties": enum(SEVERITIES)},
+        sns_verification=enum(SNS_VERIFICATION_MODES),
         masked_key=STR, webhook=ref("Webhook"), last_alert_at=nullable(TS), key_rotated_at=nullable(TS),
         created_at=TS, updated_at=TS),
     "AlertSourceCreate": obj(("name",), name=NAME, kind=enum(SOURCE_KINDS), policy_id=nullable(ID),
                              team_id=nullable(ID), active=BOOL,
+                             sns_verification={**enum(SNS_VERIFICATION_MODES), "description": "CloudWatch/SNS: "
+                                               "'verify' (default) checks SNS message signatures too; "
+                                               "'key-only' trusts the key alone"},
                              severity_map={"type": "object", "additionalProperties": enum(SEVERITIES),
                                            "description": "sender severity word → PagerPal severity; "
                                            "'*' sets the default"}),
     "AlertSourceUpdate": obj((), name=NAME, kind=enum(SOURCE_KINDS), policy_id=nullable(ID),
-                             team_id=nullable(ID), active=BOOL,
+                             team_id=nullable(ID), active=BOOL, sns_verification=enum(SNS_VERIFICATION_MODES),
                              severity_map={"type": "object", "additionalProperties": enum(SEVERITIES)}),
     "Notification": all_required(
         id=ID, incident_id=nullable(ID), user_id=nullable(ID), channel=enum(CHANNELS), destination=STR,

@@ -171,6 +171,8 @@ class TargetForm(FlaskForm):
 
 # --- alert sources ---------------------------------------------------------------------
 
+SNS_VERIFICATION_CHOICES = [("verify", "Verify SNS signatures and the key"),
+                            ("key-only", "Key only (no signature check)")]
 KIND_CHOICES = [("generic", "Generic JSON"), ("grafana", "Grafana"), ("cloudwatch", "CloudWatch via SNS"),
                 ("alertmanager", "Prometheus Alertmanager"), ("pagerduty", "PagerDuty-compatible")]
 
@@ -180,3 +182,5 @@ class AlertSourceForm(FlaskForm):
     kind = SelectField("Kind", choices=choice_list(KIND_CHOICES), default="generic")
     policy_id = SelectField("Escalation policy", coerce=optional_int, validators=[Optional()])
     team_id = SelectField("Team", coerce=optional_int, validators=[Optional()])
+    sns_verification = SelectField("SNS signatures (CloudWatch)", choices=choice_list(SNS_VERIFICATION_CHOICES),
+                                   default="verify")

@@ -40,6 +40,7 @@ from pagerpal_web.bodies import request_json
 from pagerpal_web.config import settings
 from pagerpal_web.extensions import db
 from pagerpal_web.webhooks import API_PREFIX, bp
+from pagerpal_web.webhooks.sns_verify import check_sns_signature
 from pagerpal_web.webhooks.source_auth import authenticate_request, forget_source
 
 log = logging.getLogger("pagerpal.webhooks")
@@ -174,6 +175,8 @@ def receive_alert(kind: str):
             check_rate_limit(source)
             if body is None:
                 body = decode_body()
+            if kind == "cloudwatch":
+                check_sns_signature(source, body)  # 403 unless SNS signed it (per source setting)
             try:
                 results, control = ingest(source, kind, body)
                 break

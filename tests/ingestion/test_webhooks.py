@@ -304,7 +304,7 @@ def test_alertmanager_group(client, make_source, incidents):
 # --- CloudWatch via SNS ---------------------------------------------------------------
 
 def test_cloudwatch_alarm_ok_and_insufficient_data(client, make_source, incidents, timeline, row_counts):
-    src = make_source(name="aws", kind="cloudwatch")
+    src = make_source(name="aws", kind="cloudwatch", sns_verification="key-only")  # unsigned samples
     before = row_counts()
     ignored = post(client, "/api/v1/webhooks/cloudwatch",
                    samples.sns_notification(samples.cloudwatch_alarm("INSUFFICIENT_DATA")), src.key,
@@ -333,7 +333,7 @@ def test_sns_subscription_confirmation_recorded_pending(app, client, make_source
     from pagerpal_core.models import SnsSubscription
     from pagerpal_web.extensions import db
 
-    src = make_source(name="aws-sub", kind="cloudwatch")
+    src = make_source(name="aws-sub", kind="cloudwatch", sns_verification="key-only")  # unsigned samples
     response = post(client, "/api/v1/webhooks/cloudwatch", samples.sns_subscription_confirmation(), src.key,
                     how="basic", content_type="text/plain")
     assert response.status_code == 200, response.get_json()
