@@ -60,3 +60,20 @@ def revision_problem(current: set[str]) -> str | None:
         return (f"database is not at the migration head (at {sorted(current) or 'nothing'}, "
                 f"head {sorted(heads)}): run `flask db upgrade`")
     return None
+
+
+def production_refusal(settings, *, web: bool, engine: Engine | str | None = None) -> list[str]:
+    """Why a production process must not start (empty outside production, or when all is well).
+
+    The one start-up check of both processes. The web (`web=True`) also refuses the
+    configuration's production problems and an unreachable database; the worker only a
+    reachable database whose schema is not at the head (its loop waits out an outage).
+    """
+    if not settings.is_production:
+        return []
+    problems = settings.production_problems() if web else []
+    problem = schema_problem(engine if engine is not None else settings.database_url, unreachable_ok=not web)
+    if problem:
+        problems.append(problem)
+    return problems
+

@@ -8,9 +8,7 @@ from pathlib import Path
 from flask import Flask
 
 from pagerpal_core.db import configure_engine, engine_options
-from pagerpal_core.logs import setup_logging
-from pagerpal_core.schema import schema_problem
-from pagerpal_core.settings import PROJECT_ROOT, ConfigError, Settings
+from pagerpal_core.settings import PROJECT_ROOT, Settings
 from pagerpal_web.config import SETTINGS_KEY
 from pagerpal_web.extensions import csrf, db, login_manager, migrate
 
@@ -33,25 +31,11 @@ def _find_dir(name: str) -> str:
     return str(PROJECT_ROOT / name)
 
 
-def _loaded_for_cli_command() -> bool:
-    """True when the `flask` CLI loads the app for a command other than `run`.
-
-    The production refusal guards serving. Commands must still load an unmigrated or
-    misconfigured app: `flask db upgrade` is what brings the database to the head, and
-    `flask pagerpal check` lists exactly what is wrong.
-    """
-    import click
-
-    ctx = click.get_current_context(silent=True)
-    return ctx is not None and ctx.info_name != "run"
-
-
 def create_app(overrides: dict | None = None) -> Flask:
     """Build the app from the environment; `overrides` wins over it (tests pass a dict)."""
     settings_overrides, flask_overrides = _split_overrides(overrides)
     settings = Settings.from_env(overrides=settings_overrides)
     os.makedirs(settings.instance_path, exist_ok=True)
-    setup_logging(settings.log_level, settings.secret_values())
 
     app = Flask(__name__, instance_path=settings.instance_path, template_folder=_find_dir("templates"))
     app.config.update(
@@ -69,6 +53,9 @@ def create_app(overrides: dict | None = None) -> Flask:
         **{SETTINGS_KEY: settings},
     )
     app.config.update(flask_overrides)
+    from pagerpal_web import startup
+
+    startup.init_logging(app)
     if settings.trusted_proxies:
         # Behind N proxies the client address (sign-in throttling, logs) and the scheme come
         # from X-Forwarded-*; without this every client would share the proxy's address.
@@ -84,14 +71,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
 
-    if settings.is_production and not _loaded_for_cli_command():
-        problems = settings.production_problems()
-        with app.app_context():
-            problem = schema_problem(db.engine)
-        if problem:
-            problems.append(problem)
-        if problems:
-            raise ConfigError(problems)
+    startup.init_app(app)  # refuses an unsafe production configuration (ConfigError)
 
     from pagerpal_web import api, auth, browser_safety, cli, errors, health, metrics, path_ids, requestlog, ui, webhooks
 

@@ -10,7 +10,7 @@ import sys
 
 from pagerpal_core.db import make_engine, make_session_factory
 from pagerpal_core.logs import setup_logging
-from pagerpal_core.schema import schema_problem
+from pagerpal_core.schema import production_refusal
 from pagerpal_core.services.action_links import configure_links
 from pagerpal_core.settings import ConfigError, Settings
 from pagerpal_worker import systemd
@@ -93,11 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pagerpal-worker: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level, settings.secret_values())
-    if settings.is_production:
-        problem = schema_problem(settings.database_url, unreachable_ok=True)
-        if problem:
-            print(f"pagerpal-worker: refusing to start in production: {problem}", file=sys.stderr)
-            return 2
+    problems = production_refusal(settings, web=False)
+    if problems:
+        print(f"pagerpal-worker: refusing to start in production: {'; '.join(problems)}", file=sys.stderr)
+        return 2
     # `kill -USR1 <pid>` prints every thread's stack to stderr: how to see where a stuck
     # worker is stuck, without stopping it.
     faulthandler.register(signal.SIGUSR1, all_threads=True)

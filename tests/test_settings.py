@@ -94,3 +94,25 @@ def test_production_app_starts_when_configured(database_url, tmp_path):
 
     with app.app_context():
         db.engine.dispose()
+
+
+def test_gunicorn_serving_the_factory_refuses_an_unsafe_production_config(tmp_path):
+    """`gunicorn "pagerpal_web:create_app()"` (DESIGN.md, no config file) exits naming the problems."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "ENVIRONMENT": "production", "ALLOWED_ORIGINS": "*",
+           "DATABASE_URL": f"sqlite:///{tmp_path}/empty.db", "PAGERPAL_INSTANCE_PATH": str(tmp_path),
+           "PYTHONPATH": str(root)}
+    env.pop("SECRET_KEY", None)
+    # cwd=tmp_path: gunicorn reads ./gunicorn.conf.py when present; this run must use none.
+    result = subprocess.run([sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:0", "--workers", "1",
+                             "pagerpal_web:create_app()"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    for word in ("SECRET_KEY", "SESSION_COOKIE_SECURE", "ALLOWED_ORIGINS", "migration head"):
+        assert word in output
