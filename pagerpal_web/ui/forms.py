@@ -5,14 +5,14 @@ from wtforms import (
     DateField,
     DateTimeLocalField,
     EmailField,
+    FieldList,
     IntegerField,
     PasswordField,
     SelectField,
-    SelectMultipleField,
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, EqualTo, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, EqualTo, InputRequired, Length, NumberRange, Optional, ValidationError
 
 from pagerpal_core.security import MIN_PASSWORD_LENGTH
 
@@ -135,15 +135,40 @@ class OverrideForm(ShiftForm):
     reason = StringField("Reason", validators=[Optional(), Length(max=500)])
 
 
-class RotationForm(FlaskForm):
+class RotationEditForm(FlaskForm):
+    """A rotation's settings, edited in place (the turn order has its own buttons)."""
+
     name = StringField("Name", validators=[Optional(), Length(max=120)])
     shift_length = IntegerField("Shift length", default=1, validators=[InputRequired(), NumberRange(min=1)])
     shift_unit = SelectField("Unit", choices=choice_list([("weeks", "weeks"), ("days", "days"), ("hours", "hours")]),
                              default="weeks")
     handoff_time = StringField("Handoff time (HH:MM)", default="09:00", validators=[DataRequired()])
     start_date = DateField("First handoff on", validators=[InputRequired()])
-    participants = SelectMultipleField("Participants, in turn order", coerce=int,
-                                       validators=[DataRequired(message="Choose at least one person")])
+
+
+# Turn-order slots on the new-rotation form; more people are added on the rotation afterwards.
+ROTATION_SLOTS = 6
+
+
+class RotationForm(RotationEditForm):
+    """A new rotation: its settings and the turn order as numbered slots, read in slot order.
+
+    A multi-select would submit in the list's (alphabetical) order; numbered slots keep the
+    order the admin chose, with no script.
+    """
+
+    participants = FieldList(SelectField("Participant", coerce=optional_int, validators=[Optional()],
+                                         validate_choice=False),
+                             label="Participants, in turn order", min_entries=ROTATION_SLOTS,
+                             max_entries=ROTATION_SLOTS)
+
+    def validate_participants(self, field):
+        if not any(entry.data for entry in field.entries):
+            raise ValidationError("Choose at least one person")
+
+    def chosen(self) -> list[int]:
+        """The chosen people in slot order (empty slots skipped)."""
+        return [entry.data for entry in self.participants.entries if entry.data]
 
 
 # --- escalation policies ---------------------------------------------------------------

@@ -10,6 +10,8 @@ from flask import Response, flash, redirect, render_template, request, url_for
 from pagerpal_core.localtime import zone_or_utc
 from pagerpal_core.services import ical, oncall
 from pagerpal_core.services import schedules as schedule_service
+from pagerpal_core.services.coverage import GAP_HORIZON, schedule_gaps
+from pagerpal_core.services.rotation_order import move_rotation_participant
 from pagerpal_core.services.teams import list_teams
 from pagerpal_core.services.users import get_user, list_users
 from pagerpal_core.timeutil import utcnow
@@ -17,7 +19,7 @@ from pagerpal_web.auth import login_required_role
 from pagerpal_web.extensions import db
 from pagerpal_web.ui import bp
 from pagerpal_web.ui.common import active_user_choices, form_action, form_status, reader_zone, team_choices
-from pagerpal_web.ui.forms import OverrideForm, RotationForm, ScheduleForm, ShiftForm
+from pagerpal_web.ui.forms import OverrideForm, RotationEditForm, RotationForm, ScheduleForm, ShiftForm
 
 TIMELINE_DAYS = 14
 # SVG geometry of the timeline, in viewBox units (it scales with the page).
@@ -108,8 +110,20 @@ def create_schedule_view():
         then=lambda schedule: url_for("ui.schedule_detail", schedule_id=schedule.id))
 
 
+def _rotation_edit_forms(schedule, given: dict) -> dict:
+    """One in-place edit form per rotation (the one just posted, with its errors, when given)."""
+    posted = given.get("rotation_edit")
+    return {r.id: (posted if posted is not None and posted._prefix == f"rotation-{r.id}-"
+                   else RotationEditForm(prefix=f"rotation-{r.id}", obj=r, formdata=None))
+            for r in schedule.rotations}
+
+
+def _slot_choices():
+    return active_user_choices(blank="choose…")
+
+
 def _detail_page(schedule, **given):
-    choices = active_user_choices()
+    choices = active_user_choices(blank="choose…")
     forms = {
         "entry": given.get("entry") or ShiftForm(prefix="entry"),
         "override": given.get("override") or OverrideForm(prefix="override"),
@@ -121,9 +135,11 @@ def _detail_page(schedule, **given):
             # Typed times are read in the schedule's zone; say which.
             form.starts_at.label.text = f"Starts ({schedule.timezone})"
             form.ends_at.label.text = f"Ends ({schedule.timezone})"
-    forms["rotation"].participants.choices = choices
+    for entry in forms["rotation"].participants.entries:
+        entry.choices = choices
+    edit_forms = _rotation_edit_forms(schedule, given)
     now = utcnow()
-    status = max(form_status(f) for f in forms.values())
+    status = max(form_status(f) for f in [*forms.values(), *edit_forms.values()])
     return render_template(
         "schedule_detail.html", schedule=schedule, forms=forms, now=now,
         on_call=oncall.who_is_on_call(db.session, schedule, now),
@@ -131,7 +147,8 @@ def _detail_page(schedule, **given):
         overrides=schedule_service.list_overrides(db.session, schedule, start=now - timedelta(days=1)),
         users={u.id: u for u in list_users(db.session)}, user_choices=choices,
         timeline=timeline([schedule], start=timeline_start(now, schedule.timezone), zone=schedule.timezone),
-        used_by_policy=schedule_service.is_schedule_targeted(db.session, schedule)), status
+        used_by_policy=schedule_service.is_schedule_targeted(db.session, schedule), edit_forms=edit_forms,
+        gaps=schedule_gaps(db.session, schedule, now, now + GAP_HORIZON), gap_days=GAP_HORIZON.days), status
 
 
 @bp.get("/schedules/<int:schedule_id>")
@@ -149,9 +166,10 @@ def _local(naive: datetime, zone: str) -> datetime:
 def _schedule_write(schedule_id: int, name: str, form, action, done: str):
     schedule = schedule_service.get_schedule(db.session, schedule_id)
     if "user_id" in form:
-        form.user_id.choices = active_user_choices()
+        form.user_id.choices = _slot_choices()
     if "participants" in form:
-        form.participants.choices = active_user_choices()
+        for entry in form.participants.entries:
+            entry.choices = _slot_choices()
     return form_action(lambda: action(schedule, form), form=form, aliases={"user": "user_id"},
                        page=lambda form: _detail_page(schedule, **{name: form}), done=done,
                        then=url_for("ui.schedule_detail", schedule_id=schedule_id))
@@ -185,14 +203,40 @@ def add_override_view(schedule_id: int):
 @bp.post("/schedules/<int:schedule_id>/rotations")
 @login_required_role("admin")
 def add_rotation_view(schedule_id: int):
-    """Add a rotation; participants take turns in the order listed."""
+    """Add a rotation; participants take turns in slot order (1st, 2nd, ...), exactly as chosen."""
     return _schedule_write(schedule_id, "rotation", RotationForm(prefix="rotation"), lambda schedule, form:
                            schedule_service.create_rotation(
                                db.session, schedule, start_date=form.start_date.data, name=form.name.data or "",
                                shift_length=form.shift_length.data, shift_unit=form.shift_unit.data,
-                               handoff_time=form.handoff_time.data, participants=form.participants.data,
+                               handoff_time=form.handoff_time.data, participants=form.chosen(),
                                now=utcnow()),
                            "Rotation added.")
+
+
+@bp.post("/schedules/<int:schedule_id>/rotations/<int:rotation_id>")
+@login_required_role("admin")
+def update_rotation_view(schedule_id: int, rotation_id: int):
+    """Edit a rotation in place: name, shift length and unit, handoff time, first handoff."""
+    schedule = schedule_service.get_schedule(db.session, schedule_id)
+    rotation = schedule_service.get_rotation(db.session, schedule, rotation_id)
+    form = RotationEditForm(prefix=f"rotation-{rotation.id}")
+    return form_action(
+        lambda: schedule_service.update_rotation(
+            db.session, rotation, name=form.name.data or "", shift_length=form.shift_length.data,
+            shift_unit=form.shift_unit.data, handoff_time=form.handoff_time.data, start_date=form.start_date.data),
+        form=form, page=lambda form: _detail_page(schedule, rotation_edit=form), done="Rotation saved.",
+        then=url_for("ui.schedule_detail", schedule_id=schedule_id))
+
+
+@bp.post("/schedules/<int:schedule_id>/rotations/<int:rotation_id>/participants/<int:participant_id>/move")
+@login_required_role("admin")
+def move_participant_view(schedule_id: int, rotation_id: int, participant_id: int):
+    """Move one participant up or down the turn order (plain POST buttons, no script)."""
+    schedule = schedule_service.get_schedule(db.session, schedule_id)
+    rotation = schedule_service.get_rotation(db.session, schedule, rotation_id)
+    return form_action(
+        lambda: move_rotation_participant(db.session, rotation, participant_id, request.form.get("direction", "")),
+        done="Turn order changed.", then=url_for("ui.schedule_detail", schedule_id=schedule_id))
 
 
 def _delete_part(schedule_id: int, get, delete, part_id: int, message: str):

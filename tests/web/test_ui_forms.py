@@ -247,13 +247,13 @@ def test_rotation_form_creates_a_rotation(app, world):
     response = post_form(client, page, f"{page}/rotations", {
         "rotation-name": "Weekly", "rotation-shift_length": "1", "rotation-shift_unit": "weeks",
         "rotation-handoff_time": "09:00", "rotation-start_date": "2026-01-05",
-        "rotation-participants": [str(world.responder_id), str(world.paged_id)]})
+        "rotation-participants-0": str(world.responder_id), "rotation-participants-1": str(world.paged_id)})
     assert response.status_code == 303
     html = client.get(page).get_data(as_text=True)
     assert "Weekly" in html and "Every 1 week," in html
     bad = post_form(client, page, f"{page}/rotations", {
         "rotation-shift_length": "1", "rotation-shift_unit": "weeks", "rotation-handoff_time": "25:00",
-        "rotation-start_date": "2026-01-05", "rotation-participants": [str(world.responder_id)]})
+        "rotation-start_date": "2026-01-05", "rotation-participants-0": str(world.responder_id)})
     assert bad.status_code == 422 and field_errors(bad.get_data(as_text=True), "rotation-handoff_time")
 
 
@@ -302,7 +302,7 @@ def test_rotation_participants_can_be_added_and_removed(app, world):
     post_form(client, page, f"{page}/rotations", {
         "rotation-name": "Follow the sun", "rotation-shift_length": "12", "rotation-shift_unit": "hours",
         "rotation-handoff_time": "08:00", "rotation-start_date": "2026-01-05",
-        "rotation-participants": [str(world.responder_id)]})
+        "rotation-participants-0": str(world.responder_id)})
     from pagerpal_core.models import Rotation
     with app.app_context():
         rotation_id = db.session.query(Rotation.id).scalar()
