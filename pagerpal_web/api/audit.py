@@ -25,14 +25,18 @@ def audit_filter_from_args(args) -> svc.AuditFilter:
     actor = args.get("actor") or None
     if actor is not None and (not actor.isdigit() or len(actor) > 9):
         errors["actor"] = "must be a user id"
-    since = query_instant("since", errors)
-    until = query_instant("until", errors)
-    if errors:
+    filters = svc.AuditFilter(
+        actor_user_id=int(actor) if actor is not None and "actor" not in errors else None,
+        actor_kind=args.get("actor_kind") or None, action=args.get("action") or None,
+        object_type=args.get("object_type") or None, object_id=args.get("object_id") or None,
+        since=query_instant("since", errors), until=query_instant("until", errors))
+    try:
+        filters.check()
+    except Invalid as exc:
+        errors = {**exc.fields, **errors}
+    if errors:  # every bad filter at once
         raise Invalid("invalid audit filter", fields=errors)
-    return svc.AuditFilter(
-        actor_user_id=int(actor) if actor is not None else None, actor_kind=args.get("actor_kind") or None,
-        action=args.get("action") or None, object_type=args.get("object_type") or None,
-        object_id=args.get("object_id") or None, since=since, until=until).check()
+    return filters
 
 
 @bp.get("/audit-events")
