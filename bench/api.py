@@ -32,6 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
 
+from bench.harness import ScratchDatabase, free_port  # noqa: E402
+
 PASSWORD = "bench-password-0123456789"
 EMAIL = "bench-admin@example.test"
 
@@ -46,11 +48,10 @@ def uncached_app():
 
 
 def prepare(database_url: str) -> None:
+    """Seed the migrated scratch database: one admin (the caller) and 199 more users with an email each."""
     from pagerpal_core.db import make_engine, make_session_factory
     from pagerpal_core.services.users import create_user
-    from tests import dbutil
 
-    dbutil.upgrade(database_url)
     engine = make_engine(database_url)
     session = make_session_factory(engine)()
     create_user(session, email=EMAIL, name="Bench admin", role="admin", password=PASSWORD)
@@ -66,8 +67,6 @@ class Server:
     """gunicorn on a free loopback port serving `app_spec`."""
 
     def __init__(self, app_spec: str, database_url: str, workdir: Path):
-        from tests.ingestion.server import free_port
-
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.app_spec = app_spec
@@ -140,26 +139,16 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--sqlite", action="store_true", help="use a SQLite file instead of PostgreSQL")
     args = parser.parse_args()
-    from tests import dbutil
 
     with tempfile.TemporaryDirectory(prefix="pagerpal-bench-api-") as tmp:
         workdir = Path(tmp)
-        pg_name = None
-        if args.sqlite:
-            database_url = f"sqlite:///{workdir / 'bench.db'}"
-        else:
-            pg_name = dbutil.create_pg_database(prefix="pagerpal_bench_api")
-            database_url = dbutil.pg_url(pg_name)
-        try:
-            prepare(database_url)
+        with ScratchDatabase("sqlite" if args.sqlite else "postgresql", workdir) as database:
+            prepare(database.url)
             results = {}
             runs = (("cache on", "pagerpal_web:create_app()"), ("cache off", "bench.api:uncached_app()"))
             for label, spec in runs:
-                with Server(spec, database_url, workdir) as server:
+                with Server(spec, database.url, workdir) as server:
                     results[label] = measure(server.url + "/api/v1/users?limit=20", args.calls, args.clients)
-        finally:
-            if pg_name:
-                dbutil.drop_pg_database(pg_name)
     backend = "SQLite" if args.sqlite else "PostgreSQL"
     print(f"GET /api/v1/users?limit=20 on {backend}, gunicorn 2 workers x 4 threads, {args.clients} clients")
     for label, r in results.items():

@@ -2,12 +2,13 @@
 
     .venv/bin/python bench/latency.py [--rate 20] [--seconds 15] [--backend both|postgresql|sqlite]
 
-For each backend, on a scratch database: gunicorn (2 workers, deploy/gunicorn.conf.py), one
-`pagerpal-worker` process with sending enabled, and a local HTTP server speaking Infobip's SMS
-API (tests/fakes/infobip.py) that notes when each page arrives. One on-call person with an
-SMS number, a one-level policy, one alert source. Alerts (each a new incident) are fired at a
-steady rate from a thread pool; each one's latency is the time from its 2xx response to the
-moment the fake provider received the SMS for that incident (same clock, same machine).
+For each backend, on a scratch database (bench/harness.py): gunicorn (2 workers,
+deploy/gunicorn.conf.py), one `pagerpal-worker` process with sending enabled, and a local HTTP
+server answering Infobip's SMS API that notes when each page arrives. One on-call person with an
+SMS number, a one-level policy, one alert source, seeded through pagerpal_core's services.
+Alerts (each a new incident) are fired at a steady rate from a thread pool; each one's latency
+is the time from its 2xx response to the moment the local provider received the SMS naming that
+alert (same clock, same machine). Only pagerpal_core and HTTP are used, never the test suite.
 Prints count, p50/p95/p99/max in milliseconds. Targets on PostgreSQL at 20 alerts/s:
 p50 < 50 ms, p99 < 250 ms. SQLite has no NOTIFY, so its figure follows WORKER_POLL_INTERVAL.
 """
@@ -15,6 +16,7 @@ p50 < 50 ms, p99 < 250 ms. SQLite has no NOTIFY, so its figure follows WORKER_PO
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import signal
@@ -24,8 +26,10 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,33 +37,57 @@ sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
 
+from bench.harness import Gunicorn, ScratchDatabase, percentile  # noqa: E402
 from pagerpal_core.db import make_engine, make_session_factory  # noqa: E402
 from pagerpal_core.services.alert_sources import create_alert_source  # noqa: E402
 from pagerpal_core.services.escalation_policies import create_policy  # noqa: E402
 from pagerpal_core.services.schedules import create_rotation, create_schedule  # noqa: E402
 from pagerpal_core.services.users import create_user  # noqa: E402
 from pagerpal_core.timeutil import utcnow  # noqa: E402
-from tests import dbutil  # noqa: E402
-from tests.fakes.infobip import FakeInfobip  # noqa: E402
-from tests.ingestion.server import GunicornServer  # noqa: E402
 
 FAKE_KEY = "bench-infobip-key"
-INCIDENT_LINK = re.compile(r"/incidents/(\d+)")
+# Each alert's title names its number, and the SMS text carries the title: the page for alert i.
+ALERT_NUMBER = re.compile(r"bench alert (\d+)")
 
 
-class StampingInfobip(FakeInfobip):
-    """The fake Infobip, noting the arrival time of the first SMS for each incident."""
+class StampingInfobip:
+    """A local HTTP server that accepts every SMS the way Infobip does and notes when each alert's first arrives."""
 
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self):
         self.arrivals: dict[int, float] = {}
+        stamp = self._stamp
 
-    def handle(self, method, path, headers, raw):
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's name
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                stamp(raw)
+                body = json.dumps({"messages": [{"messageId": uuid.uuid4().hex, "status": {
+                    "groupId": 1, "groupName": "PENDING", "name": "PENDING_ACCEPTED"}}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def _stamp(self, raw: bytes) -> None:
         arrived = time.time()
-        match = INCIDENT_LINK.search(raw.decode("utf-8", "replace"))
-        if match:
-            self.arrivals.setdefault(int(match.group(1)), arrived)
-        return super().handle(method, path, headers, raw)
+        # A summary SMS (pages bundled for one destination) names several alerts.
+        for number in ALERT_NUMBER.findall(raw.decode("utf-8", "replace")):
+            self.arrivals.setdefault(int(number), arrived)
+
+    def __enter__(self):
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def seed(database_url: str) -> str:
@@ -82,32 +110,26 @@ def seed(database_url: str) -> str:
         engine.dispose()
 
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
-
-
 def run(backend: str, rate: float, seconds: float, poll: float) -> dict:
+    """Fire `rate` alerts/s for `seconds` at one backend; each accepted alert's paging latency in ms."""
     workdir = Path(tempfile.mkdtemp(prefix=f"pagerpal-latency-{backend}-"))
-    pg_name = None
-    if backend == "postgresql":
-        pg_name = dbutil.create_pg_database(prefix="pagerpal_bench")
-        database_url = dbutil.pg_url(pg_name)
-        dbutil.upgrade(database_url)
-    else:
-        database_url = f"sqlite:///{workdir / 'pagerpal.db'}"
-        dbutil.upgrade(database_url)
-    key = seed(database_url)
-    limits = {"ALERT_SOURCE_RATE_LIMIT_CAPACITY": "100000", "ALERT_SOURCE_RATE_LIMIT_REFILL_PER_SECOND": "100000"}
+    with ScratchDatabase(backend, workdir) as database:
+        result = _measure(database.url, workdir, seed(database.url), rate, seconds, poll)
+    return {"backend": backend, **result}
+
+
+def _measure(database_url: str, workdir: Path, key: str, rate: float, seconds: float, poll: float) -> dict:
     worker = None
     try:
-        with StampingInfobip(api_key=FAKE_KEY) as fake, \
-                GunicornServer(database_url, workdir, LOG_LEVEL="WARNING", **limits) as web:
+        with StampingInfobip() as fake, Gunicorn(database_url, workdir, workers=2) as web:
             env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
             env.update(DATABASE_URL=database_url, PAGERPAL_INSTANCE_PATH=str(workdir / "instance"),
                        SECRET_KEY="bench-secret-key-that-is-long-enough-0123456789", ENVIRONMENT="test",
                        LOG_LEVEL="WARNING", WORKER_POLL_INTERVAL=str(poll), NOTIFICATION_SENDING_ENABLED="true",
-                       INFOBIP_BASE_URL=fake.url, INFOBIP_API_KEY=FAKE_KEY, INFOBIP_SMS_SENDER="PagerPal")
+                       INFOBIP_BASE_URL=fake.url, INFOBIP_API_KEY=FAKE_KEY, INFOBIP_SMS_SENDER="PagerPal",
+                       # Every page goes to the one person: without this, pages beyond the fifth in
+                       # two minutes are folded into a summary, and the figure would be the bundle window.
+                       PAGES_PER_DESTINATION=str(10 ** 6))
             log = open(workdir / "worker.log", "wb")
             worker = subprocess.Popen([str(ROOT / ".venv" / "bin" / "pagerpal-worker")], env=env, cwd=workdir,
                                       stdout=log, stderr=subprocess.STDOUT)
@@ -126,7 +148,7 @@ def run(backend: str, rate: float, seconds: float, poll: float) -> dict:
                 at = time.time()
                 with lock:
                     if response.status_code in (200, 201) and response.json().get("incident_id"):
-                        accepted[response.json()["incident_id"]] = at
+                        accepted[i] = at
                     else:
                         failures.append(response.status_code)
 
@@ -143,7 +165,7 @@ def run(backend: str, rate: float, seconds: float, poll: float) -> dict:
             while time.monotonic() < deadline and not set(accepted) <= set(fake.arrivals):
                 time.sleep(0.1)
             latencies = [(fake.arrivals[i] - t) * 1000 for i, t in accepted.items() if i in fake.arrivals]
-            return {"backend": backend, "alerts": total, "accepted": len(accepted), "failed": len(failures),
+            return {"alerts": total, "accepted": len(accepted), "failed": len(failures),
                     "paged": len(latencies), "latencies": latencies}
     finally:
         if worker is not None and worker.poll() is None:
@@ -152,8 +174,6 @@ def run(backend: str, rate: float, seconds: float, poll: float) -> dict:
                 worker.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 worker.kill()
-        if pg_name:
-            dbutil.drop_pg_database(pg_name)
 
 
 def main() -> int:
