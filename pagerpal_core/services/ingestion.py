@@ -21,9 +21,10 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, bindparam, exists, select, text, update
+from sqlalchemy import Select, bindparam, exists, literal, select, text, true, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached, scoped_session
+from sqlalchemy.orm.util import identity_key
 
 from pagerpal_core.db import UTCDateTime, is_postgres
 from pagerpal_core.errors import Conflict, RateLimited
@@ -35,7 +36,6 @@ from pagerpal_core.services.alert_sources import map_severity
 from pagerpal_core.services.rate_limit import (
     TAKE_TOKEN,
     BucketResult,
-    SourceChanged,
     TokenBucket,
     explain_refusal,
     take_token,
@@ -94,42 +94,44 @@ def should_note_repeat(occurrence_count: int) -> bool:
 
 
 def ingest_events(session: Session, source: SourceLike, events: list[AlertEvent], *, now: datetime,
-                  base_url: str, bucket: TokenBucket | None = None) -> list[IngestResult]:
+                  base_url: str, bucket: TokenBucket | None = None, autocommit: bool = False) -> list[IngestResult]:
     """Apply every event of one request in the caller's transaction; results in input order.
 
     `source` is the AlertSource or the SourceSnapshot the request authenticated as. With
-    `bucket`, the request also spends one token of the source's rate limit in the same
-    transaction, checked against the snapshot: RateLimited (the caller rolls back; nothing
-    it wrote stays) or SourceChanged (the source was changed since it was read: roll back,
-    authenticate again). Without it (test alerts, internal callers) no token is taken.
+    `bucket`, the request first spends one token of the source's rate limit, checked
+    against `source`: RateLimited, or SourceChanged when the source was changed since it
+    was read (authenticate again) — raised before anything is written. Without it (test
+    alerts, internal callers) no token is taken.
+
+    With `autocommit` (the web's choice), on PostgreSQL and while `session` has not begun a
+    transaction, the token — together with the count of a lone repeat, which is then the
+    whole request — is committed by its own statement: neither the source row nor the
+    incident row stays locked while Python works, which is what lets an alert storm on
+    one incident go at the database's pace. What follows (a new incident and its pages, a
+    batch) runs in the caller's transaction as usual.
 
     Events are applied sorted by external id so two requests carrying the same alerts in
-    different orders lock their incident rows in the same order (no deadlock).
+    different orders lock their incident rows in the same order, and the token is always
+    taken first, so every path locks the source row before incident rows (no deadlock).
     """
-    run = _Run(session, source, now=now, base_url=base_url, bucket=bucket,
-               postgres=is_postgres(session), single=len(events) == 1)
+    run = _Run(session, source, now=now, base_url=base_url, bucket=bucket, postgres=is_postgres(session),
+               autocommit=autocommit)
+    if bucket is not None and not (len(events) == 1 and events[0].action == TRIGGER):
+        _take_token(run)  # a lone trigger takes it in the same statement as its count
+    if run.postgres and len(events) > 1:
+        return _apply_batch(run, events)
     order = sorted(range(len(events)), key=lambda i: events[i].external_id)
     results: list[IngestResult | None] = [None] * len(events)
-    if run.postgres and len(events) > 1:
-        results = _apply_batch(run, events, order)
-    else:
-        for i in order:
-            results[i] = _apply(run, events[i])
-    if bucket is not None and not run.token_taken:
-        # Last statement before the commit: the source row is locked only for the commit, so
-        # paging a new incident never holds up the other alerts of its source.
-        result = take_token(session, source.id, now=now, capacity=bucket.capacity,
-                            refill_per_second=bucket.refill_per_second, expect=source)
-        if not result.allowed:
-            raise _rate_limited(source, result)
+    for i in order:
+        results[i] = _apply(run, events[i])
     return results
 
 
 def ingest_event(session: Session, source: SourceLike, event: AlertEvent, *, now: datetime,
                  base_url: str) -> IngestResult:
     """Apply one event: open or count (trigger), resolve, acknowledge, or record (ignore)."""
-    return _apply(_Run(session, source, now=now, base_url=base_url, bucket=None, postgres=is_postgres(session),
-                       single=True), event)
+    return _apply(_Run(session, source, now=now, base_url=base_url, bucket=None, postgres=is_postgres(session)),
+                  event)
 
 
 def rate_limited_error(source_name: str, retry_after: int) -> RateLimited:
@@ -154,26 +156,165 @@ class _Run:
     base_url: str
     bucket: TokenBucket | None
     postgres: bool
-    single: bool
+    autocommit: bool = False
     token_taken: bool = False
     _source_row: AlertSource | None = None
 
+    @property
+    def token_pending(self) -> bool:
+        return self.bucket is not None and not self.token_taken
+
+    def begin_autocommit(self) -> bool:
+        """Run the next statement as its own transaction when allowed (see ingest_events)."""
+        session = self.session() if isinstance(self.session, scoped_session) else self.session
+        if self.autocommit and self.postgres and not session.in_transaction():
+            self.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            return True
+        return False
+
+    def end_autocommit(self) -> None:
+        """Back to an ordinary transaction for whatever follows (nothing is pending)."""
+        self.session.commit()
+
     def source_row(self) -> AlertSource:
-        """The source as an ORM object (the timeline's actor); loaded only when needed."""
+        """The source as an ORM object (the timeline's actor, `incident.alert_source`).
+
+        Built from the snapshot instead of read: by now the token statement has confirmed
+        the snapshot against the row (same key hash, active flag and version). Placed in
+        the session as a persistent object, so `incident.alert_source` finds it without a
+        query; a column the snapshot lacks loads on first access.
+        """
         if isinstance(self.source, AlertSource):
             return self.source
         if self._source_row is None:
-            self._source_row = self.session.get(AlertSource, self.source.id)
-            if self._source_row is None:  # deleted since the request authenticated
-                raise SourceChanged(self.source.id)
+            self._source_row = _attach_snapshot(self.session, self.source)
         return self._source_row
 
 
-def _apply_batch(run: _Run, events: list[AlertEvent], order: list[int]) -> list[IngestResult]:
+def _attach_snapshot(session: Session, snapshot: SourceSnapshot) -> AlertSource:
+    key = identity_key(AlertSource, snapshot.id)
+    existing = session.identity_map.get(key)
+    if existing is not None:
+        return existing
+    row = AlertSource(id=snapshot.id, name=snapshot.name, kind=snapshot.kind, active=snapshot.active,
+                      policy_id=snapshot.policy_id, team_id=snapshot.team_id, severity_map=snapshot.severity_map,
+                      key_hash=snapshot.key_hash, config_version=snapshot.config_version)
+    make_transient_to_detached(row)  # "this row exists": no INSERT, no UPDATE of unchanged values
+    session.add(row)
+    return row
+
+
+def _apply_batch(run: _Run, events: list[AlertEvent]) -> list[IngestResult]:
+    """A batch (Grafana, Alertmanager) on PostgreSQL, in the caller's transaction.
+
+    When every event is a trigger, all repeats are counted by one UPDATE and all new
+    incidents inserted by one multi-row INSERT (both in external-id order, so concurrent
+    batches lock rows in the same order); only the new incidents then page one by one.
+    A batch that also resolves or acknowledges is applied event by event, in the same
+    order, so a "firing then resolved" pair inside one call keeps its meaning.
+    """
+    order = sorted(range(len(events)), key=lambda i: events[i].external_id)
     results: list[IngestResult | None] = [None] * len(events)
+    if any(event.action != TRIGGER for event in events):
+        for i in order:
+            results[i] = _apply(run, events[i])
+        return results
+    firsts: dict[str, int] = {}   # external id → its first event (in external-id order)
+    counts: dict[str, int] = {}   # external id → how many times this batch repeats it
     for i in order:
-        results[i] = _apply(run, events[i])
+        firsts.setdefault(events[i].external_id, i)
+        counts[events[i].external_id] = counts.get(events[i].external_id, 0) + 1
+    done = _count_repeats_at_once(run, events, firsts, counts)
+    fresh = [i for ext, i in firsts.items() if ext not in done]
+    opened = _insert_all_at_once(run, [events[i] for i in fresh]) if fresh else {}
+    for ext, i in firsts.items():
+        if ext in done:
+            continue
+        incident = opened.get(ext)
+        if incident is None:  # opened or resolved by someone else in between: one by one
+            done[ext] = _trigger(run, events[i])
+            extra = counts[ext] - 1
+            done[ext] = _count_more(run, events[i], done[ext], extra) if extra else done[ext]
+        else:
+            done[ext] = _opened(run, events[i], incident)
+            if counts[ext] > 1:
+                done[ext] = _count_more(run, events[i], done[ext], counts[ext] - 1)
+    for i in order:
+        results[i] = done[events[i].external_id]
     return results
+
+
+# Named SQL (PostgreSQL): count n more occurrences on each listed open incident at once.
+# `locked` takes the row locks in external-id order (FOR UPDATE under ORDER BY), the order
+# every other writer uses, so two batches sharing alerts cannot deadlock.
+COUNT_REPEATS_AT_ONCE = text(f"""
+    WITH v AS (SELECT * FROM unnest(CAST(:external_ids AS varchar[]), CAST(:counts AS integer[]))
+                      AS v(external_id, n)),
+         locked AS (SELECT i.id, v.n FROM incidents i JOIN v ON v.external_id = i.external_id
+                     WHERE i.alert_source_id = :source_id AND i.{OPEN_INCIDENT_PREDICATE}
+                     ORDER BY i.external_id FOR UPDATE OF i)
+    UPDATE incidents SET occurrence_count = occurrence_count + locked.n,
+                         repeats_unlogged = repeats_unlogged + locked.n,
+                         last_seen_at = :now, updated_at = :now
+      FROM locked WHERE incidents.id = locked.id
+    RETURNING incidents.id, incidents.external_id, incidents.occurrence_count, incidents.repeats_unlogged,
+              locked.n
+""").bindparams(bindparam("now", type_=UTCDateTime))
+
+
+def _count_repeats_at_once(run: _Run, events: list[AlertEvent], firsts: dict[str, int],
+                           counts: dict[str, int]) -> dict[str, IngestResult]:
+    rows = run.session.execute(COUNT_REPEATS_AT_ONCE, {
+        "external_ids": list(firsts), "counts": [counts[ext] for ext in firsts],
+        "source_id": run.source.id, "now": run.now}).all()
+    done = {}
+    for row in rows:
+        event = events[firsts[row.external_id]]
+        before = row.occurrence_count - row.n
+        # A timeline note when this batch passed the 2nd, 10th, 100th... occurrence.
+        if any(should_note_repeat(c) for c in range(before + 1, row.occurrence_count + 1)):
+            _note_repeats(run, row.id, row.occurrence_count, row.repeats_unlogged, event)
+        done[row.external_id] = IngestResult(REPEATED, row.external_id, row.id,
+                                             "duplicate of the open incident; counted, nobody paged",
+                                             row.occurrence_count)
+    return done
+
+
+# Named SQL (PostgreSQL, ORM): open many incidents in one multi-row INSERT (SQLAlchemy's
+# "insertmanyvalues"), each unless its alert already has an open incident; RETURNING loads
+# the new Incident objects.
+INSERT_ALL_IF_NO_OPEN = (
+    postgresql.insert(Incident)
+    .on_conflict_do_nothing(index_elements=["alert_source_id", "external_id"],
+                            index_where=text(OPEN_INCIDENT_PREDICATE))
+    .returning(Incident)
+)
+
+
+def _insert_all_at_once(run: _Run, events: list[AlertEvent]) -> dict[str, Incident]:
+    rows = [_new_incident_values(run, event) for event in events]
+    return {incident.external_id: incident for incident in run.session.scalars(INSERT_ALL_IF_NO_OPEN, rows)}
+
+
+def _count_more(run: _Run, event: AlertEvent, result: IngestResult, extra: int) -> IngestResult:
+    """Count `extra` further copies of `event` that came in the same batch."""
+    for _ in range(extra):
+        counted = _count_repeat(run, event.external_id)
+        if counted is not None:
+            result = _repeated(run, event, *counted)
+    return result
+
+
+def _take_token(run: _Run) -> None:
+    """Spend the request's token as its first statement, or raise RateLimited / SourceChanged."""
+    bucket, auto = run.bucket, run.begin_autocommit()
+    result = take_token(run.session, run.source.id, now=run.now, capacity=bucket.capacity,
+                        refill_per_second=bucket.refill_per_second, expect=run.source)
+    if not result.allowed:
+        raise _rate_limited(run.source, result)
+    run.token_taken = True
+    if auto:
+        run.end_autocommit()
 
 
 def _apply(run: _Run, event: AlertEvent) -> IngestResult:
@@ -225,19 +366,21 @@ COUNT_REPEAT = (
 )
 
 
-def _count_and_take() -> Select:
-    # Named SQL (PostgreSQL): a repeat in one round trip. `rep` counts the occurrence on the
-    # open incident; `tok` takes the request's rate-limit token — only when there was an
-    # incident to count on (a new incident takes its token after paging, see ingest_events)
-    # and only while the source still has the key, active flag and version the request
-    # authenticated with. No row: no open incident. tokens NULL: refused, roll back.
-    rep = COUNT_REPEAT.cte("rep")
-    tok = TAKE_TOKEN["postgresql", True].where(exists(select(rep.c.id))).cte("tok")
-    return select(rep.c.id, rep.c.occurrence_count, rep.c.repeats_unlogged,
-                  select(tok.c.rate_tokens).scalar_subquery().label("tokens"))
+def _take_and_count() -> Select:
+    # Named SQL (PostgreSQL): a repeat in one round trip. `tok` takes the request's token
+    # while the source still has the key hash, active flag and version the request
+    # authenticated with; `rep` counts the occurrence on the open incident only if the
+    # token was taken. Always one row: tokens NULL = refused (nothing written); id NULL =
+    # no open incident (the token is taken; the caller opens one).
+    tok = TAKE_TOKEN["postgresql", True].cte("tok")
+    rep = COUNT_REPEAT.where(exists(select(tok.c.rate_tokens))).cte("rep")
+    one = select(literal(1).label("one")).subquery("one")
+    return (select(select(tok.c.rate_tokens).scalar_subquery().label("tokens"),
+                   rep.c.id, rep.c.occurrence_count, rep.c.repeats_unlogged)
+            .select_from(one.outerjoin(rep, true())))
 
 
-COUNT_AND_TAKE_TOKEN = _count_and_take()
+TAKE_TOKEN_AND_COUNT = _take_and_count()
 
 # Named SQL: take `logged` repeats off the unlogged count once they are on the timeline.
 MARK_REPEATS_LOGGED = (
@@ -248,27 +391,25 @@ MARK_REPEATS_LOGGED = (
 
 def _count_repeat(run: _Run, external_id: str) -> tuple[int, int, int] | None:
     """(incident id, occurrence count, unlogged repeats) after counting one more, or None
-    when no incident is open. Takes the request's token in the same statement when it can."""
+    when no incident is open. Takes the request's token first when it is still due."""
     params = {"match_source_id": run.source.id, "match_external_id": external_id, "now": run.now}
-    take = run.bucket is not None and run.single and not run.token_taken
-    if take and run.postgres:
-        row = run.session.execute(COUNT_AND_TAKE_TOKEN, {**params, **_token_params(run)}).one_or_none()
-        if row is None:
-            return None
+    if run.token_pending and run.postgres:
+        auto = run.begin_autocommit()
+        row = run.session.execute(TAKE_TOKEN_AND_COUNT, {**params, **_token_params(run)}).one()
         if row.tokens is None:
             _refused(run)
         run.token_taken = True
-        return row.id, row.occurrence_count, row.repeats_unlogged
-    row = run.session.execute(COUNT_REPEAT, params).one_or_none()
-    if row is None:
-        return None
-    if take:
+        if auto:
+            run.end_autocommit()
+        return None if row.id is None else (row.id, row.occurrence_count, row.repeats_unlogged)
+    if run.token_pending:
         # SQLite: the same two writes as two statements inside the transaction's write lock
         # (BEGIN IMMEDIATE), which no other writer can interleave with.
         if run.session.execute(TAKE_TOKEN["sqlite", True], _token_params(run)).scalar() is None:
             _refused(run)
         run.token_taken = True
-    return tuple(row)
+    row = run.session.execute(COUNT_REPEAT, params).one_or_none()
+    return None if row is None else tuple(row)
 
 
 def _token_params(run: _Run) -> dict:

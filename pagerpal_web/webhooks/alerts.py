@@ -3,8 +3,9 @@
 Every endpoint: authenticate the source (401/403; from the process's short-lived source
 cache) → refuse at once a source whose bucket this process knows to be empty (429, nothing
 read or written) → decode and parse the body once (400/413/422, nothing written) → apply
-the events and take the source's token in the same transaction, commit → answer. A repeat
-is one statement between BEGIN and COMMIT on PostgreSQL (see services/ingestion.py).
+the events and take the source's token, commit → answer. On PostgreSQL a repeat is one
+autocommitted statement that takes the token and counts the occurrence together (see
+services/ingestion.py); a rate-limited request writes nothing.
 Paging happens inside the incident service, in the same transaction as the new incident.
 A format whose key may travel in the body (PagerDuty's `routing_key`) decodes the body
 before authenticating. One log line per request ("alerts ingested"), none per step.
@@ -40,6 +41,7 @@ from pagerpal_web.bodies import request_json
 from pagerpal_web.config import settings
 from pagerpal_web.extensions import db
 from pagerpal_web.webhooks import API_PREFIX, bp
+from pagerpal_web.webhooks.lean import json_response, skip_sessions
 from pagerpal_web.webhooks.sns_verify import check_sns_signature
 from pagerpal_web.webhooks.source_auth import authenticate_request, forget_source
 
@@ -81,8 +83,9 @@ def ingest(source: SourceSnapshot, kind: str, body) -> tuple[list, dict | None]:
         if parsed.control is not None:
             row = record_sns_control(db.session, source, parsed.control, now=now)
             control = {"type": parsed.control.type, "topic_arn": row.topic_arn, "status": row.status}
+        # autocommit: a lone repeat is one statement committed on its own (nothing else to do).
         results = ingest_events(db.session, source, parsed.events, now=now, base_url=settings().base_url,
-                                bucket=_bucket())
+                                bucket=_bucket(), autocommit=True)
     except RateLimited as exc:  # nothing this request wrote stays
         db.session.rollback()
         SOURCE_CACHE.note_empty(source.key_hash, getattr(exc, "wait", 0.0))
@@ -112,7 +115,7 @@ def group_response(results: list, control: dict | None = None):
 def single_response(results: list, control: dict | None = None):
     """One alert's result: 201 when it opened an incident, 200 otherwise."""
     result = results[0]
-    return jsonify({"status": "accepted", **result.as_dict()}), 201 if result.outcome == CREATED else 200
+    return json_response({"status": "accepted", **result.as_dict()}, 201 if result.outcome == CREATED else 200)
 
 
 def pagerduty_response(results: list, control: dict | None = None):
@@ -206,3 +209,7 @@ for _kind, _format in FORMATS.items():
     _view = _endpoint(_kind)
     for _path in (_format.path, *_format.aliases):
         bp.add_url_rule(_path, endpoint=_view.__name__, view_func=_view, methods=["POST"])
+
+# Alert senders carry no browser session: their requests skip the cookie session entirely.
+bp.record_once(lambda state: skip_sessions(state.app, [API_PREFIX + path for fmt in FORMATS.values()
+                                                       for path in (fmt.path, *fmt.aliases)]))
