@@ -21,7 +21,7 @@ from pagerpal_core.timeutil import utcnow
 from pagerpal_worker import systemd
 from pagerpal_worker.context import StepStats, WorkerContext
 from pagerpal_worker.leader import Leader, LeadershipError
-from pagerpal_worker.steps import chores, dispatch, escalate, heartbeat, heartbeat_monitors, watchdog
+from pagerpal_worker.steps import chores, dispatch, escalate, heartbeat, heartbeat_monitors, maintenance, watchdog
 
 log = logging.getLogger("pagerpal.worker")
 
@@ -62,6 +62,9 @@ STEPS: tuple[Step, ...] = (
     # Escalation first: the pages it queues go out in the same cycle.
     Step("escalation", escalate.run, batch_limit=50, enabled=lambda s: s.escalation_worker_enabled,
          description="page the next level of triggered incidents whose delay has passed"),
+    # Before dispatch, so the pages of an incident a window held back go out in the same cycle.
+    Step("maintenance", maintenance.run, batch_limit=50,
+         description="page the incidents a maintenance window held back once the window is over"),
     # Before dispatch, so a missed heartbeat's pages go out in the same cycle.
     Step("heartbeat_monitors", heartbeat_monitors.run, batch_limit=50,
          description="open an incident for each heartbeat monitor whose ping is overdue"),

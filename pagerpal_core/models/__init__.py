@@ -9,6 +9,7 @@ from pagerpal_core.models.escalation import EscalationLevel, EscalationPolicy, E
 from pagerpal_core.models.heartbeats import HeartbeatMonitor  # noqa: F401
 from pagerpal_core.models.incidents import Incident, IncidentEvent
 from pagerpal_core.models.jobs import AppState, AuthThrottle, JobStatus, UserSession  # noqa: F401
+from pagerpal_core.models.maintenance import MaintenanceHold, MaintenanceWindow  # noqa: F401
 from pagerpal_core.models.notifications import Notification, NotificationRule, ProviderPause  # noqa: F401
 from pagerpal_core.models.schedules import Rotation, RotationParticipant, Schedule, ScheduleEntry, ScheduleOverride
 from pagerpal_core.models.users import ContactMethod, Team, TeamMembership, User

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, selectinload
 from pagerpal_core.db import is_postgres
 from pagerpal_core.logs import log_fields
 from pagerpal_core.models import AlertSource, EscalationLevel, EscalationPolicy, Incident
+from pagerpal_core.services import maintenance
 from pagerpal_core.services.paging import page_users
 from pagerpal_core.services.targets import Recipient, resolve_targets
 from pagerpal_core.services.timeline import record_event
@@ -145,6 +146,10 @@ def start_escalation(session: Session, incident: Incident, *, now: datetime, bas
     incident.page_generation = (incident.page_generation or 0) + 1
     incident.escalation_round = 0
     incident.current_level = 0
+    # Maintenance first: a covered incident pages nobody (not even "unrouted") until the window ends.
+    window = maintenance.active_window_for(session, incident.alert_source_id, incident.policy_id, now)
+    if window is not None:
+        return maintenance.hold_incident(session, incident, window, now=now, actor=actor)
     if incident.policy_id is None:
         return mark_unrouted(session, incident, "no escalation policy applies to this incident", now=now,
                              actor=actor)

@@ -1,0 +1,174 @@
+"""Maintenance windows: alerts during a window page nobody; the open incident pages when it ends.
+
+Clock-injected: alerts go through the core ingestion service with a chosen `now`, and the
+worker's real steps run through `run_cycle(ctx, now)`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from pagerpal_core.errors import Invalid
+from pagerpal_core.models import Incident, Notification
+from pagerpal_core.models.maintenance import MaintenanceHold
+from pagerpal_core.payloads.common import RESOLVE, TRIGGER, AlertEvent
+from pagerpal_core.services import maintenance
+from pagerpal_core.services.ingestion import ingest_event
+from pagerpal_worker.loop import run_cycle
+from tests.core.routing_setup import BASE_URL, T0, event_kinds, make_source, make_world, open_incident
+from tests.worker.conftest import read
+
+
+def _alert(session, world, external_id, *, now, action=TRIGGER):
+    result = ingest_event(session, world.source, AlertEvent(action=action, external_id=external_id,
+                                                            title=f"{external_id} is down", severity="critical"),
+                          now=now, base_url=BASE_URL)
+    session.commit()
+    return result
+
+
+def _page_count(session, incident_id=None):
+    query = select(func.count()).select_from(Notification)
+    if incident_id is not None:
+        query = query.where(Notification.incident_id == incident_id)
+    return read(session, lambda: session.scalar(query))
+
+
+def _window(session, world, *, start, hours=2, sources=True, policies=False, reason="db upgrade"):
+    window = maintenance.create_window(
+        session, starts_at=start, ends_at=start + timedelta(hours=hours), reason=reason,
+        alert_source_ids=[world.source.id] if sources else None,
+        policy_ids=[world.policy.id] if policies else None, now=T0)
+    session.commit()
+    return window
+
+
+def test_alerts_during_a_window_page_nobody_and_the_open_incident_pages_when_it_ends(session, make_ctx):
+    world = make_world(session)
+    window = _window(session, world, start=T0, hours=2)
+    ctx = make_ctx()
+    during = T0 + timedelta(minutes=30)
+
+    opened = _alert(session, world, "db-1", now=during)
+    assert opened.outcome == "created"
+    # Recorded, deduplicated and recoverable as usual ...
+    repeat = _alert(session, world, "db-1", now=during + timedelta(minutes=1))
+    assert repeat.incident_id == opened.incident_id and repeat.outcome == "repeated"
+    recovered = _alert(session, world, "web-1", now=during)
+    _alert(session, world, "web-1", now=during + timedelta(minutes=2), action=RESOLVE)
+    # ... but nobody is paged, even after several worker cycles inside the window.
+    for minutes in (5, 30, 60, 89):
+        run_cycle(ctx, during + timedelta(minutes=minutes))
+    assert _page_count(session) == 0
+    incident = read(session, lambda: session.get(Incident, opened.incident_id))
+    assert incident.status == "triggered" and not incident.unrouted and incident.next_escalation_at is None
+    kinds = read(session, lambda: event_kinds(session, incident))
+    assert kinds[:2] == ["triggered", "maintenance"]
+    message = read(session, lambda: incident.events[1].message)
+    assert message.startswith("In maintenance (db upgrade, until 2025-03-09 14:00 UTC)")
+    assert read(session, lambda: session.get(Incident, recovered.incident_id).status) == "resolved"
+
+    # The window ends: the worker's next cycle pages the still-open incident, once.
+    after = read(session, lambda: window.ends_at) + timedelta(seconds=1)
+    run_cycle(ctx, after)
+    run_cycle(ctx, after + timedelta(seconds=5))
+    assert _page_count(session, incident.id) >= 1
+    kinds = read(session, lambda: event_kinds(session, incident))
+    assert kinds[kinds.index("maintenance_ended") + 1] == "paged"
+    assert kinds.count("paged") == 1
+    assert read(session, lambda: session.get(MaintenanceHold, incident.id)) is None
+    # The resolved one is never paged.
+    assert _page_count(session, recovered.incident_id) == 0
+
+
+def test_a_window_on_a_policy_holds_incidents_routed_to_it_and_ending_early_pages_at_once(session, make_ctx):
+    world = make_world(session)
+    window = _window(session, world, start=T0, hours=8, sources=False, policies=True)
+    ctx = make_ctx()
+    incident = open_incident(session, world.source, now=T0 + timedelta(minutes=1))
+    session.commit()
+    assert _page_count(session) == 0
+    ended_at = T0 + timedelta(minutes=20)
+    maintenance.end_window(session, window, now=ended_at)
+    session.commit()
+    assert read(session, lambda: window.state(ended_at)) == "over"
+    run_cycle(ctx, ended_at + timedelta(seconds=1))
+    assert _page_count(session, incident.id) >= 1
+    with pytest.raises(Invalid):
+        maintenance.end_window(session, window, now=ended_at + timedelta(minutes=1))
+
+
+def test_an_acknowledged_incident_is_released_without_paging(session, make_ctx):
+    from pagerpal_core.services.incidents import acknowledge_incident
+
+    world = make_world(session)
+    window = _window(session, world, start=T0, hours=1)
+    incident = open_incident(session, world.source, now=T0 + timedelta(minutes=1))
+    acknowledge_incident(session, incident, actor=world.ada, now=T0 + timedelta(minutes=2))
+    session.commit()
+    run_cycle(make_ctx(), read(session, lambda: window.ends_at) + timedelta(seconds=1))
+    assert _page_count(session) == 0
+    assert read(session, lambda: session.get(MaintenanceHold, incident.id)) is None
+
+
+def test_overlapping_windows_hold_until_the_last_one_ends(session, make_ctx):
+    world = make_world(session)
+    first = _window(session, world, start=T0, hours=1)
+    second = _window(session, world, start=T0 + timedelta(minutes=30), hours=2, sources=False, policies=True,
+                     reason="network work")
+    ctx = make_ctx()
+    incident = open_incident(session, world.source, now=T0 + timedelta(minutes=40))
+    session.commit()
+    run_cycle(ctx, read(session, lambda: first.ends_at) + timedelta(seconds=1))
+    assert _page_count(session) == 0  # the second window still covers it
+    run_cycle(ctx, read(session, lambda: second.ends_at) + timedelta(seconds=1))
+    assert _page_count(session, incident.id) >= 1
+
+
+def test_deleting_a_window_releases_what_it_held(session, make_ctx):
+    world = make_world(session)
+    window = _window(session, world, start=T0, hours=3)
+    incident = open_incident(session, world.source, now=T0 + timedelta(minutes=1))
+    session.commit()
+    maintenance.delete_window(session, window, now=T0 + timedelta(minutes=2))
+    session.commit()
+    run_cycle(make_ctx(), T0 + timedelta(minutes=3))
+    assert _page_count(session, incident.id) >= 1
+    assert "maintenance_ended" in read(session, lambda: event_kinds(session, incident))
+
+
+def test_a_window_elsewhere_does_not_hold(session):
+    world = make_world(session)
+    other = make_source(session, None, name="other-source")
+    maintenance.create_window(session, starts_at=T0, ends_at=T0 + timedelta(hours=1), reason="other",
+                              alert_source_ids=[other.id], now=T0)
+    incident = open_incident(session, world.source, now=T0 + timedelta(minutes=1))
+    session.commit()
+    assert _page_count(session, incident.id) >= 1
+    # A window that has not started yet does not hold either.
+    _window(session, world, start=T0 + timedelta(hours=1))
+    later = open_incident(session, world.source, now=T0 + timedelta(minutes=2), external_id="disk-2")
+    session.commit()
+    assert _page_count(session, later.id) >= 1
+
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"ends_at": "2025-03-09T11:00:00Z"}, "ends_at"),            # before starts_at
+    ({"starts_at": "yesterday"}, "starts_at"),                    # not ISO-8601
+    ({"alert_source_ids": [999999]}, "alert_source_ids"),        # unknown source
+    ({"policy_ids": [999999]}, "policy_ids"),                    # unknown policy
+    ({"alert_source_ids": None, "policy_ids": None}, "alert_source_ids"),  # covers nothing
+    ({"ends_at": "2027-03-09T12:00:00Z"}, "ends_at"),            # longer than a year
+    ({"reason": " "}, "reason"),
+    ({"alert_source_ids": "1"}, "alert_source_ids"),
+])
+def test_bad_windows_are_refused_naming_the_field(session, changes, field):
+    world = make_world(session)
+    values = {"starts_at": "2025-03-09T12:00:00Z", "ends_at": "2025-03-09T14:00:00Z", "reason": "upgrade",
+              "alert_source_ids": [world.source.id], "policy_ids": None, **changes}
+    with pytest.raises(Invalid) as caught:
+        maintenance.create_window(session, **values, now=T0)
+    assert field in caught.value.fields
