@@ -7,6 +7,7 @@ bp = Blueprint("ui", __name__)
 from pagerpal_web.ui import (  # noqa: E402,F401  (routes register on import)
     alert_sources,  # noqa: E402,F401
     audit,  # noqa: E402,F401
+    calendar_feeds,  # noqa: E402,F401
     common,  # noqa: E402,F401  (template globals and filters)
     dashboard,
     heartbeats,  # noqa: E402,F401

@@ -152,6 +152,8 @@ EXTRA_ACTIONS = {
     "/heartbeats": {"csrf_token": None, "name": "probe-heartbeat", "interval_seconds": "60", "grace_seconds": "0",
                     "escalation_policy_id": "{policy_id}"},
     "/heartbeats/1/delete": {"csrf_token": None},
+    "/users/{paged_id}/calendar-feed": {"csrf_token": None},
+    "/users/{paged_id}/calendar-feed/revoke": {"csrf_token": None},
 }
 
 UI_POST_ENDPOINTS = [
@@ -169,6 +171,7 @@ UI_POST_ENDPOINTS = [
     "ui.delete_team_view", "ui.add_team_member_view", "ui.remove_team_member_view", "ui.create_user_view",
     "ui.user_add_contact", "ui.user_delete_contact", "ui.user_deactivate", "ui.user_reactivate",
     "ui.user_role", "ui.create_heartbeat_view", "ui.delete_heartbeat_view",
+    "ui.create_calendar_feed_view", "ui.revoke_calendar_feed_view",
     "ui.user_notification_rules",
 ]
 
