@@ -26,7 +26,7 @@ from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from pagerpal_core.db import MAX_ROW_ID, is_postgres
-from pagerpal_core.errors import Invalid, NotFound
+from pagerpal_core.errors import Conflict, NotFound
 from pagerpal_core.logs import log_fields
 from pagerpal_core.models import AlertSource, EscalationPolicy, Incident, User
 from pagerpal_core.models.maintenance import (
@@ -35,13 +35,9 @@ from pagerpal_core.models.maintenance import (
     MaintenanceWindowPolicy,
     MaintenanceWindowSource,
 )
+from pagerpal_core.services.audit import record_audit
 from pagerpal_core.services.timeline import record_event
 from pagerpal_core.services.validation import clean_instant, clean_text, raise_if
-
-try:  # the audit log, where this installation has it
-    from pagerpal_core.services.audit import record_audit
-except ImportError:  # pragma: no cover - older trees without the audit log
-    record_audit = None
 
 log = logging.getLogger("pagerpal.maintenance")
 
@@ -117,8 +113,6 @@ def create_window(session: Session, *, starts_at, ends_at, reason, alert_source_
 
 def _audit(session: Session, action: str, window: MaintenanceWindow, actor, now: datetime, *,
            before: dict | None = None, after: dict | None = None) -> None:
-    if record_audit is None:
-        return
     kwargs = {"actor": actor} if isinstance(actor, User) else {}
     record_audit(session, action=action, object_type="maintenance_window", object_id=window.id,
                  before=before, after=after, now=now, **kwargs)
@@ -221,10 +215,10 @@ def end_window(session: Session, window: MaintenanceWindow, *, actor: User | Non
                now: datetime) -> MaintenanceWindow:
     """End a window now (or cancel one not yet begun). Held incidents page at the worker's next step.
 
-    Ending a window that is already over is Invalid.
+    Ending a window that is already over is a Conflict.
     """
     if window.state(now) == "over":
-        raise Invalid("maintenance window is already over", fields={"id": "the window is already over"})
+        raise Conflict(f"maintenance window {window.id} is already over", detail={"state": "over"})
     before = {"ended_at": None}
     window.ended_at = now
     session.flush()
@@ -244,10 +238,9 @@ def delete_window(session: Session, window: MaintenanceWindow, *, actor: User | 
     session.execute(delete(MaintenanceWindowPolicy).where(MaintenanceWindowPolicy.window_id == window_id))
     session.delete(window)
     session.flush()
-    if record_audit is not None:
-        kwargs = {"actor": actor} if isinstance(actor, User) else {}
-        record_audit(session, action="maintenance_window.deleted", object_type="maintenance_window",
-                     object_id=window_id, before=before, now=now, **kwargs)
+    kwargs = {"actor": actor} if isinstance(actor, User) else {}
+    record_audit(session, action="maintenance_window.deleted", object_type="maintenance_window",
+                 object_id=window_id, before=before, now=now, **kwargs)
 
 
 # --- the worker's step -------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from pagerpal_core.errors import Invalid
+from pagerpal_core.errors import Conflict, Invalid
 from pagerpal_core.models import Incident, Notification
 from pagerpal_core.models.maintenance import MaintenanceHold
 from pagerpal_core.payloads.common import RESOLVE, TRIGGER, AlertEvent
@@ -97,7 +97,7 @@ def test_a_window_on_a_policy_holds_incidents_routed_to_it_and_ending_early_page
     assert read(session, lambda: window.state(ended_at)) == "over"
     run_cycle(ctx, ended_at + timedelta(seconds=1))
     assert _page_count(session, incident.id) >= 1
-    with pytest.raises(Invalid):
+    with pytest.raises(Conflict):
         maintenance.end_window(session, window, now=ended_at + timedelta(minutes=1))
 
 
