@@ -14,6 +14,7 @@ from pagerpal_web.ui import (  # noqa: E402,F401  (routes register on import)
     incidents,  # noqa: E402,F401
     login,
     policies,  # noqa: E402,F401
+    profile,  # noqa: E402,F401
     schedules,  # noqa: E402,F401
     settings_page,  # noqa: E402,F401
     teams,  # noqa: E402,F401
