@@ -61,6 +61,7 @@ from pagerpal_web.api import (  # noqa: E402,F401  (routes register on import)
     escalation_policies,
     heartbeats,
     incidents,
+    maintenance,
     notification_rules,
     notifications,
     oncall,
@@ -68,5 +69,6 @@ from pagerpal_web.api import (  # noqa: E402,F401  (routes register on import)
     schedules,
     system,
     teams,
+    trace,
     users,
 )

@@ -286,6 +286,28 @@ def management_paths() -> dict:
         query=AT, errors=("404",), description="For each level: its delay and the people it reaches at `at` "
         "(now when absent), each with the reason: named on the level, or on call by rotation turn, "
         "scheduled shift or override (with when it ends), directly or through a team.")}
+    # maintenance windows
+    windows = crud("/maintenance-windows", "maintenance", "maintenance window", create="MaintenanceWindowCreate",
+                   schema="MaintenanceWindow", list_schema=list_of("MaintenanceWindow"), list_query=(), conflicts=())
+    windows = _rename(windows, "{maintenance_window_id}", "{window_id}")
+    windows["/maintenance-windows"]["post"]["description"] = (
+        "Alerts of the covered sources and policies still open incidents, but nobody is paged until the window "
+        "ends; an incident still open then is paged at once. `ends_at` before `starts_at`, unknown sources or "
+        "policies, or a window covering nothing are 422s naming the field.\n\n"
+        + windows["/maintenance-windows"]["post"]["description"])
+    windows["/maintenance-windows/{window_id}"]["delete"]["responses"].pop("409")
+    paths.update(windows)
+    paths["/maintenance-windows/{window_id}/end"] = {"post": op(
+        "End a window now", "maintenance", role="admin", schema=ref("MaintenanceWindow"), errors=("404", "409"),
+        description="Also cancels a window that has not begun. Held incidents are paged at the worker's next "
+                    "cycle. 409 when the window is already over.")}
+    # why was / wasn't it paged
+    paths["/incidents/{incident_id}/trace"] = {"get": op(
+        "Why the incident was (or was not) paged, step by step", "incidents", schema=ref("Trace"),
+        errors=("404",), description="Source and policy chosen, each level reached and when, who each target "
+        "resolved to and why (named, rotation turn, scheduled shift or override), each person's notification "
+        "rules, each notification with its attempts, provider answer, receipt and failover, and what stopped "
+        "escalation (acknowledge, resolve, snooze, exhaustion, maintenance, unrouted).")}
     # system
     paths["/audit-events"] = {"get": op(
         "The audit log: configuration changes and sign-ins", "audit", role="admin", schema=page_of("AuditEvent"),

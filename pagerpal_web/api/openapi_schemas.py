@@ -307,3 +307,35 @@ SCHEMAS["AuditEvent"] = all_required(
     before=nullable({"type": "object", "description": "changed fields before; secrets read ***"}),
     after=nullable({"type": "object", "description": "changed fields after; secrets read ***"}),
     request_id=nullable(STR), client_address=nullable(STR))
+
+# Maintenance windows and the incident trace ("why was / wasn't this paged?").
+MAINTENANCE_TARGETS = {"type": "array", "items": ID, "maxItems": 200}
+SCHEMAS["MaintenanceWindow"] = all_required(
+    id=ID, reason=STR, starts_at=TS, ends_at=TS,
+    ended_at=nullable({"type": "string", "format": "date-time", "description": "set when ended early"}),
+    state=enum(("scheduled", "active", "over")), alert_source_ids=array(ID), policy_ids=array(ID),
+    created_by_id=nullable(ID), created_at=TS)
+SCHEMAS["MaintenanceWindowCreate"] = obj(
+    ("starts_at", "ends_at", "reason"), starts_at=INSTANT,
+    ends_at={**INSTANT, "description": "after starts_at, in the future, at most 366 days after starts_at"},
+    reason={"type": "string", "maxLength": 500}, alert_source_ids=nullable(MAINTENANCE_TARGETS),
+    policy_ids=nullable(MAINTENANCE_TARGETS))
+TRACE_NOTIFICATION = all_required(
+    id=ID, channel=STR, destination={"type": "string", "description": "masked"}, status=STR, attempts=INT,
+    due_at=nullable(TS), first_attempt_at=nullable(TS), sent_at=nullable(TS), delivered_at=nullable(TS),
+    failed_over_at=nullable(TS), provider_status=nullable(STR), provider_message_id=nullable(STR),
+    last_error=nullable(STR), events=array(all_required(at=TS, kind=STR, text=STR)), text=STR)
+TRACE_PERSON = all_required(
+    user_id=nullable(ID), name=STR, reason=enum(("user", "override", "entry", "rotation", "unknown")),
+    explanation={"type": "string", "description": "e.g. \"override until 13:00 CET, schedule primary\""},
+    reachable=BOOL, rules=array({"type": "object"}), notifications=array(TRACE_NOTIFICATION), text=STR)
+SCHEMAS["Trace"] = all_required(
+    incident_id=ID, status=enum(STATUSES),
+    paging_state=enum(("paging", "exhausted", "unrouted", "snoozed", "acknowledged", "resolved", "maintenance")),
+    summary={"type": "string", "description": "the answer in one or two sentences"},
+    source=nullable({"type": "object"}), policy=nullable({"type": "object"}),
+    maintenance=nullable({"type": "object"}),
+    stopped=all_required(kind=enum(("resolved", "snoozed", "acknowledged", "maintenance", "unrouted", "exhausted",
+                                    "paging")), text=STR),
+    steps=array(all_required(at=TS, kind=STR, text=STR, actor=STR, level=nullable(INT),
+                             people=array(TRACE_PERSON))))

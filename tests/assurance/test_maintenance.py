@@ -172,3 +172,72 @@ def test_bad_windows_are_refused_naming_the_field(session, changes, field):
     with pytest.raises(Invalid) as caught:
         maintenance.create_window(session, **values, now=T0)
     assert field in caught.value.fields
+
+
+# --- the API -----------------------------------------------------------------------------------
+
+def _api_world(app):
+    from pagerpal_web.extensions import db
+
+    with app.app_context():
+        world = make_world(db.session)
+        db.session.commit()
+        return world.source.id, world.policy.id
+
+
+def test_maintenance_api_create_list_end_delete(app, client, accounts):
+    from pagerpal_core.timeutil import utcnow
+
+    source_id, policy_id = _api_world(app)
+    admin = accounts["admin"]
+    start = utcnow().replace(microsecond=0) - timedelta(minutes=1)
+    body = {"starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=2)).isoformat(),
+            "reason": "db upgrade", "alert_source_ids": [source_id], "policy_ids": [policy_id]}
+    # Responders and viewers may read but not create.
+    assert client.post("/api/v1/maintenance-windows", json=body, headers=accounts["responder"]).status_code == 403
+    response = client.post("/api/v1/maintenance-windows", json=body, headers=admin)
+    assert response.status_code == 201, response.json
+    window = response.json
+    assert window["state"] == "active" and window["alert_source_ids"] == [source_id]
+    assert window["policy_ids"] == [policy_id] and window["ended_at"] is None
+    assert response.headers["Location"].endswith(f"/api/v1/maintenance-windows/{window['id']}")
+    listed = client.get("/api/v1/maintenance-windows", headers=accounts["viewer"]).json["items"]
+    assert [w["id"] for w in listed] == [window["id"]]
+    assert client.get(f"/api/v1/maintenance-windows/{window['id']}", headers=accounts["viewer"]).json == window
+
+    ended = client.post(f"/api/v1/maintenance-windows/{window['id']}/end", headers=admin)
+    assert ended.status_code == 200 and ended.json["state"] == "over" and ended.json["ended_at"]
+    again = client.post(f"/api/v1/maintenance-windows/{window['id']}/end", headers=admin)
+    assert again.status_code == 409 and again.json["error"]["code"] == "conflict"
+    assert client.delete(f"/api/v1/maintenance-windows/{window['id']}", headers=admin).status_code == 204
+    assert client.get(f"/api/v1/maintenance-windows/{window['id']}", headers=admin).status_code == 404
+
+    with app.app_context():
+        from pagerpal_core.models.audit import AuditEvent
+        from pagerpal_web.extensions import db
+
+        actions = list(db.session.scalars(select(AuditEvent.action).where(
+            AuditEvent.object_type == "maintenance_window").order_by(AuditEvent.id)))
+    assert actions == ["maintenance_window.created", "maintenance_window.ended", "maintenance_window.deleted"]
+
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"ends_at": "2020-01-01T00:00:00Z"}, "ends_at"),
+    ({"starts_at": 5}, "starts_at"),
+    ({"alert_source_ids": [424242]}, "alert_source_ids"),
+    ({"policy_ids": [424242]}, "policy_ids"),
+    ({"alert_source_ids": "all"}, "alert_source_ids"),
+    ({"colour": "red"}, "colour"),
+])
+def test_maintenance_api_bad_input_is_a_422_naming_the_field_and_writes_nothing(app, client, admin, changes, field):
+    from pagerpal_core.models.maintenance import MaintenanceWindow
+    from pagerpal_web.extensions import db
+
+    source_id, _ = _api_world(app)
+    body = {"starts_at": "2099-01-01T00:00:00Z", "ends_at": "2099-01-01T02:00:00Z", "reason": "upgrade",
+            "alert_source_ids": [source_id], **changes}
+    response = client.post("/api/v1/maintenance-windows", json=body, headers=admin)
+    assert response.status_code == 422, response.json
+    assert field in response.json["error"]["fields"]
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(MaintenanceWindow)) == 0

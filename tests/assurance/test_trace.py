@@ -108,3 +108,21 @@ def test_a_held_incident_explains_the_maintenance_window(session):
     assert trace["stopped"]["kind"] == "maintenance"
     assert trace["summary"].startswith("Nobody is paged: in maintenance (db upgrade, until 2025-03-09 14:00")
     assert [s["kind"] for s in trace["steps"]] == ["triggered", "maintenance"]
+
+
+def test_trace_api_is_readable_by_viewers_and_404s_for_unknown_incidents(app, client, accounts):
+    from pagerpal_web.extensions import db
+
+    with app.app_context():
+        world = make_world(db.session)
+        incident = open_incident(db.session, world.source, now=T0)
+        db.session.commit()
+        incident_id = incident.id
+    response = client.get(f"/api/v1/incidents/{incident_id}/trace", headers=accounts["viewer"])
+    assert response.status_code == 200, response.json
+    body = response.json
+    assert body["incident_id"] == incident_id and body["policy"]["name"] == "default"
+    assert [s["kind"] for s in body["steps"]][:2] == ["triggered", "paged"]
+    assert body["steps"][1]["people"][0]["name"] == "Ada"
+    assert client.get("/api/v1/incidents/987654/trace", headers=accounts["viewer"]).status_code == 404
+    assert client.get(f"/api/v1/incidents/{incident_id}/trace").status_code == 401
