@@ -180,5 +180,15 @@ def test_every_configuration_write_writes_one_audit_row(app, client, admin_accou
     call("PATCH", "/heartbeats/{heartbeat_id}", {"grace_seconds": 5}, "heartbeat", hid, heartbeat_id=hid)
     call("DELETE", "/heartbeats/{heartbeat_id}", None, "heartbeat", hid, heartbeat_id=hid)
 
+    # maintenance windows (walked when the API serves them)
+    if "/maintenance-windows" in build_openapi()["paths"]:
+        window, _ = call("POST", "/maintenance-windows", {
+            "starts_at": now.isoformat(), "ends_at": at(1), "reason": "walk",
+            "alert_source_ids": [ids["source_id"]]}, "maintenance_window")
+        call("POST", "/maintenance-windows/{window_id}/end", None, "maintenance_window", window["id"],
+             window_id=window["id"])
+        call("DELETE", "/maintenance-windows/{window_id}", None, "maintenance_window", window["id"],
+             window_id=window["id"])
+
     missing = audited_operations() - walked
     assert not missing, f"write operations with no audit check (walk them or document an exclusion): {missing}"
