@@ -29,6 +29,7 @@ COPY pagerpal_worker ./pagerpal_worker
 COPY templates ./templates
 COPY migrations ./migrations
 COPY deploy/gunicorn.conf.py ./deploy/gunicorn.conf.py
+COPY deploy/compose-entrypoint.sh ./deploy/compose-entrypoint.sh
 # Installed in place (read-only, owned by root) so templates, migrations and static files are
 # found beside the packages exactly as in a checkout.
 RUN pip install -e . && python -c "import pagerpal_web, pagerpal_worker"
