@@ -210,14 +210,7 @@ def claim_due_incidents(session: Session, *, now: datetime, limit: int = 50) -> 
     transactions are serialised by BEGIN IMMEDIATE, which gives the same guarantee.
     populate_existing refreshes incidents this session already holds in memory.
     """
-    query = (select(Incident)
-             .where(Incident.status == "triggered", Incident.next_escalation_at.is_not(None),
-                    Incident.next_escalation_at <= now)
-             .order_by(Incident.next_escalation_at, Incident.id).limit(limit)
-             .execution_options(populate_existing=True))
-    if is_postgres(session):
-        query = query.with_for_update(skip_locked=True, of=Incident)
-    return list(session.scalars(query))
+    return _claim_due(session, "triggered", Incident.next_escalation_at, now=now, limit=limit)
 
 
 def claim_retrigger_due(session: Session, *, now: datetime, limit: int = 50) -> list[Incident]:
@@ -226,10 +219,14 @@ def claim_retrigger_due(session: Session, *, now: datetime, limit: int = 50) -> 
     Same locking as `claim_due_incidents`: an incident resolved (or snoozed again) a moment
     ago is re-checked by PostgreSQL under the lock and no longer matches.
     """
+    return _claim_due(session, "acknowledged", Incident.retrigger_at, now=now, limit=limit)
+
+
+def _claim_due(session: Session, status: str, due_at, *, now: datetime, limit: int) -> list[Incident]:
+    """Lock and return up to `limit` incidents in `status` whose `due_at` column has passed, earliest first."""
     query = (select(Incident)
-             .where(Incident.status == "acknowledged", Incident.retrigger_at.is_not(None),
-                    Incident.retrigger_at <= now)
-             .order_by(Incident.retrigger_at, Incident.id).limit(limit)
+             .where(Incident.status == status, due_at.is_not(None), due_at <= now)
+             .order_by(due_at, Incident.id).limit(limit)
              .execution_options(populate_existing=True))
     if is_postgres(session):
         query = query.with_for_update(skip_locked=True, of=Incident)

@@ -59,6 +59,11 @@ def _schedule_args(data: dict) -> dict:
     return args
 
 
+def _layer_item(get, schedule_id: int, item_id: int):
+    """The entry or override `item_id` of schedule `schedule_id` (core's `get` says NotFound for either)."""
+    return get(db.session, svc.get_schedule(db.session, schedule_id), item_id)
+
+
 def _window_args() -> dict:
     """`?from=&to=` as the `start`/`end` of core's entry and override lists (Invalid names bad ones)."""
     errors: dict = {}
@@ -152,14 +157,13 @@ def create_entry_view(schedule_id: int):
 @bp.get("/schedules/<int:schedule_id>/entries/<int:entry_id>")
 def read_entry(schedule_id: int, entry_id: int):
     """One entry."""
-    schedule = svc.get_schedule(db.session, schedule_id)
-    return jsonify(serialize_entry(svc.get_entry(db.session, schedule, entry_id)))
+    return jsonify(serialize_entry(_layer_item(svc.get_entry, schedule_id, entry_id)))
 
 
 @bp.patch("/schedules/<int:schedule_id>/entries/<int:entry_id>")
 def update_entry_view(schedule_id: int, entry_id: int):
     """Change an entry's user or times (the overlap rule applies)."""
-    entry = svc.get_entry(db.session, svc.get_schedule(db.session, schedule_id), entry_id)
+    entry = _layer_item(svc.get_entry, schedule_id, entry_id)
     data = body_fields(ENTRY_FIELDS)
     if "user_id" in data:
         data["user"] = data.pop("user_id")
@@ -171,8 +175,7 @@ def update_entry_view(schedule_id: int, entry_id: int):
 @bp.delete("/schedules/<int:schedule_id>/entries/<int:entry_id>")
 def delete_entry_view(schedule_id: int, entry_id: int):
     """Delete an entry."""
-    schedule = svc.get_schedule(db.session, schedule_id)
-    svc.delete_entry(db.session, svc.get_entry(db.session, schedule, entry_id))
+    svc.delete_entry(db.session, _layer_item(svc.get_entry, schedule_id, entry_id))
     db.session.commit()
     return no_content()
 
@@ -202,15 +205,13 @@ def create_override_view(schedule_id: int):
 @bp.get("/schedules/<int:schedule_id>/overrides/<int:override_id>")
 def read_override(schedule_id: int, override_id: int):
     """One override."""
-    schedule = svc.get_schedule(db.session, schedule_id)
-    return jsonify(serialize_override(svc.get_override(db.session, schedule, override_id)))
+    return jsonify(serialize_override(_layer_item(svc.get_override, schedule_id, override_id)))
 
 
 @bp.delete("/schedules/<int:schedule_id>/overrides/<int:override_id>")
 def delete_override_view(schedule_id: int, override_id: int):
     """Delete an override."""
-    schedule = svc.get_schedule(db.session, schedule_id)
-    svc.delete_override(db.session, svc.get_override(db.session, schedule, override_id))
+    svc.delete_override(db.session, _layer_item(svc.get_override, schedule_id, override_id))
     db.session.commit()
     return no_content()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import flash, make_response, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 
 from pagerpal_core.models import EscalationPolicy
 from pagerpal_core.services import alert_sources as source_service
@@ -13,7 +13,7 @@ from pagerpal_core.timeutil import utcnow
 from pagerpal_web.auth import login_required_role
 from pagerpal_web.extensions import db
 from pagerpal_web.ui import bp
-from pagerpal_web.ui.common import form_action, form_status, policy_choices, settings, team_choices
+from pagerpal_web.ui.common import form_action, form_status, policy_choices, settings, shown_once, team_choices
 from pagerpal_web.ui.forms import AlertSourceForm, ConfirmForm
 from pagerpal_web.webhooks.alerts import WEBHOOK_PATHS
 
@@ -47,12 +47,9 @@ def key_page(source, key: str, *, regenerated: bool):
     redirect would mean putting it in the session cookie or the URL.
     """
     base = settings().base_url.rstrip("/")
-    response = make_response(render_template(
-        "alert_source_key.html", source=source, key=key, regenerated=regenerated, base=base,
-        endpoint=base + WEBHOOK_PATHS.get(source.kind, WEBHOOK_PATHS["generic"]), endpoints=WEBHOOK_PATHS))
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Pragma"] = "no-cache"
-    return response
+    return shown_once("alert_source_key.html", source=source, key=key, regenerated=regenerated, base=base,
+                      endpoint=base + WEBHOOK_PATHS.get(source.kind, WEBHOOK_PATHS["generic"]),
+                      endpoints=WEBHOOK_PATHS)
 
 
 @bp.post("/alert-sources")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from flask import flash, g, redirect, request
+from flask import flash, g, make_response, redirect, render_template, request
 from flask_login import current_user
 from markupsafe import Markup
 
@@ -91,6 +91,14 @@ def active_user_choices(blank: str | None = None) -> list:
     users = list_active_users(db.session)
     choices = [(u.id, f"{u.name} <{u.email}>") for u in users]
     return choice_list(([("", blank)] if blank is not None else []) + choices)
+
+
+def shown_once(template: str, **values):
+    """`template` rendered as a page no cache keeps: the one page that shows a full key, token or secret URL."""
+    response = make_response(render_template(template, **values))
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
 
 
 def team_choices() -> list:

@@ -6,7 +6,7 @@ carrying the token across a redirect would put it in the session cookie or a URL
 
 from __future__ import annotations
 
-from flask import make_response, render_template, url_for
+from flask import render_template, url_for
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, SelectField, StringField
 from wtforms.validators import InputRequired, Length, Optional
@@ -17,7 +17,7 @@ from pagerpal_core.timeutil import utcnow
 from pagerpal_web.auth import login_required_role
 from pagerpal_web.extensions import db
 from pagerpal_web.ui import bp
-from pagerpal_web.ui.common import form_action, form_status, policy_choices, settings
+from pagerpal_web.ui.common import form_action, form_status, policy_choices, settings, shown_once
 from pagerpal_web.ui.forms import optional_int
 
 
@@ -48,10 +48,7 @@ def heartbeats():
 def token_page(monitor, token: str):
     """The one page that shows a monitor's full ping URL; never cached."""
     url = settings().base_url + url_for("webhooks.heartbeat_ping", token=token)
-    response = make_response(render_template("heartbeat_token.html", monitor=monitor, ping_url=url))
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Pragma"] = "no-cache"
-    return response
+    return shown_once("heartbeat_token.html", monitor=monitor, ping_url=url)
 
 
 @bp.post("/heartbeats")
