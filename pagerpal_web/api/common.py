@@ -199,6 +199,16 @@ def query_instant(name: str, errors: dict, *, required: bool = False):
         return None
 
 
+def query_window(*, required: bool = False) -> tuple:
+    """`?from=&to=` as aware UTC datetimes (None when absent); Invalid names each bad or missing one."""
+    errors: dict = {}
+    start = query_instant("from", errors, required=required)
+    end = query_instant("to", errors, required=required)
+    if errors:
+        raise Invalid("invalid window", fields=errors)
+    return start, end
+
+
 def created(body: dict, endpoint: str, **url_args):
     """201 with `body` and a Location header pointing at the new resource."""
     response = jsonify(body)

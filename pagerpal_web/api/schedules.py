@@ -10,7 +10,7 @@ from pagerpal_core.services.oncall import shifts_between, who_is_on_call
 from pagerpal_core.services.validation import raise_if
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.api import bp
-from pagerpal_web.api.common import body_fields, created, no_content, paginate, query_instant, ts
+from pagerpal_web.api.common import body_fields, created, no_content, paginate, query_window, ts
 from pagerpal_web.api.oncall import at_argument, serialize_shift
 from pagerpal_web.extensions import db
 
@@ -62,14 +62,6 @@ def _schedule_args(data: dict) -> dict:
 def _layer_item(get, schedule_id: int, item_id: int):
     """The entry or override `item_id` of schedule `schedule_id` (core's `get` says NotFound for either)."""
     return get(db.session, svc.get_schedule(db.session, schedule_id), item_id)
-
-
-def _window_args() -> dict:
-    """`?from=&to=` as the `start`/`end` of core's entry and override lists (Invalid names bad ones)."""
-    errors: dict = {}
-    start, end = query_instant("from", errors), query_instant("to", errors)
-    raise_if(errors, "invalid window")
-    return {"start": start, "end": end}
 
 
 # --- schedules -----------------------------------------------------------------------
@@ -126,10 +118,7 @@ def schedule_oncall(schedule_id: int):
 def schedule_shifts(schedule_id: int):
     """The resolved shifts in [from, to), overrides over entries over rotations."""
     schedule = svc.get_schedule(db.session, schedule_id)
-    errors: dict = {}
-    start = query_instant("from", errors, required=True)
-    end = query_instant("to", errors, required=True)
-    raise_if(errors, "invalid window")
+    start, end = query_window(required=True)
     return jsonify(items=[serialize_shift(s) for s in shifts_between(db.session, schedule, start, end)])
 
 
@@ -139,7 +128,8 @@ def schedule_shifts(schedule_id: int):
 def list_entries(schedule_id: int):
     """Entries by id, optionally only those overlapping `?from=&to=`; paginated."""
     schedule = svc.get_schedule(db.session, schedule_id)
-    fetch = partial(svc.list_entries, db.session, schedule, **_window_args())
+    start, end = query_window()
+    fetch = partial(svc.list_entries, db.session, schedule, start=start, end=end)
     return jsonify(paginate(fetch, "api.list_entries", serialize_entry, schedule_id=schedule.id))
 
 
@@ -186,7 +176,8 @@ def delete_entry_view(schedule_id: int, entry_id: int):
 def list_overrides(schedule_id: int):
     """Overrides by id, optionally only those overlapping `?from=&to=`; paginated."""
     schedule = svc.get_schedule(db.session, schedule_id)
-    fetch = partial(svc.list_overrides, db.session, schedule, **_window_args())
+    start, end = query_window()
+    fetch = partial(svc.list_overrides, db.session, schedule, start=start, end=end)
     return jsonify(paginate(fetch, "api.list_overrides", serialize_override, schedule_id=schedule.id))
 
 

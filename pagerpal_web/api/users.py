@@ -25,7 +25,7 @@ from pagerpal_core.services.users import (
 )
 from pagerpal_core.services.users import list_users as fetch_users
 from pagerpal_core.services.users import update_contact_method as change_contact_method
-from pagerpal_core.services.validation import UNSET, raise_if
+from pagerpal_core.services.validation import UNSET
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.api import bp
 from pagerpal_web.api.common import (
@@ -35,7 +35,7 @@ from pagerpal_web.api.common import (
     current_api_user,
     no_content,
     paginate,
-    query_instant,
+    query_window,
     ts,
 )
 from pagerpal_web.api.oncall import serialize_shift
@@ -134,10 +134,7 @@ def reactivate_user_view(user_id: int):
 def user_shifts(user_id: int):
     """The user's on-call shifts across every schedule in [from, to)."""
     user = get_user(db.session, user_id)
-    errors: dict = {}
-    start = query_instant("from", errors, required=True)
-    end = query_instant("to", errors, required=True)
-    raise_if(errors, "invalid window")
+    start, end = query_window(required=True)
     return jsonify(items=[serialize_shift(s) for s in user_shifts_between(db.session, user, start, end)])
 
 
