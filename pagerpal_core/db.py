@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
-from pagerpal_core.errors import Conflict
+from pagerpal_core.errors import Conflict, NotFound
 from pagerpal_core.timeutil import as_utc
 
 # Named constraints so Alembic migrations are stable across SQLite and PostgreSQL.
@@ -117,6 +117,18 @@ def is_postgres(session_or_engine) -> bool:
     """True when the session's (or engine's) database is PostgreSQL."""
     bind = session_or_engine.get_bind() if hasattr(session_or_engine, "get_bind") else session_or_engine
     return bind.dialect.name == "postgresql"
+
+
+def get_or_not_found(session: Session, model, row_id, missing: str, belongs: Callable | None = None):
+    """The `model` row with id `row_id` (when `belongs(row)` too), else NotFound(`missing`).
+
+    A non-integer id is simply not found, never a database error. `belongs` scopes a child
+    to its parent (an entry to its schedule), so another parent's id answers NotFound too.
+    """
+    row = session.get(model, row_id) if isinstance(row_id, int) else None
+    if row is None or (belongs is not None and not belongs(row)):
+        raise NotFound(missing)
+    return row
 
 
 @contextmanager

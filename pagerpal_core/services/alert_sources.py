@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import delete, exists, func, select
 from sqlalchemy.orm import Session
 
-from pagerpal_core.db import Keyset, unique_or_conflict
+from pagerpal_core.db import Keyset, get_or_not_found, unique_or_conflict
 from pagerpal_core.errors import Conflict, Invalid, NotFound
 from pagerpal_core.models import AlertSource, EscalationPolicy, Incident, Team
 from pagerpal_core.models.alert_sources import SNS_VERIFICATION_MODES, SOURCE_KINDS
@@ -144,10 +144,7 @@ def map_severity(source: AlertSource, raw: str | None) -> str:
 
 def get_alert_source(session: Session, source_id: int) -> AlertSource:
     """The source with `source_id`, or NotFound."""
-    source = session.get(AlertSource, source_id) if isinstance(source_id, int) else None
-    if source is None:
-        raise NotFound(f"alert source {source_id} not found")
-    return source
+    return get_or_not_found(session, AlertSource, source_id, f"alert source {source_id} not found")
 
 
 def find_alert_source_by_name(session: Session, name: str) -> AlertSource:

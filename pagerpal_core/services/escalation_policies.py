@@ -17,8 +17,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from pagerpal_core.db import Keyset, unique_or_conflict
-from pagerpal_core.errors import Conflict, Invalid, NotFound
+from pagerpal_core.db import Keyset, get_or_not_found, unique_or_conflict
+from pagerpal_core.errors import Conflict, Invalid
 from pagerpal_core.models import EscalationLevel, EscalationPolicy, EscalationTarget, Schedule, Team, User
 from pagerpal_core.models.escalation import TARGET_TYPES
 from pagerpal_core.services.audit import audit_suppressed, record_audit, snapshot
@@ -41,10 +41,7 @@ def clean_ack_timeout(value, errors: dict) -> int | None:
 
 def get_policy(session: Session, policy_id: int) -> EscalationPolicy:
     """The policy with `policy_id`, or NotFound."""
-    policy = session.get(EscalationPolicy, policy_id) if isinstance(policy_id, int) else None
-    if policy is None:
-        raise NotFound(f"escalation policy {policy_id} not found")
-    return policy
+    return get_or_not_found(session, EscalationPolicy, policy_id, f"escalation policy {policy_id} not found")
 
 
 def list_policies(session: Session, *, team: Team | None = None, page: Keyset | None = None) -> list[EscalationPolicy]:
@@ -153,10 +150,8 @@ def delete_policy(session: Session, policy: EscalationPolicy) -> None:
 
 def get_level(session: Session, policy: EscalationPolicy, level_id: int) -> EscalationLevel:
     """One level of `policy`, or NotFound."""
-    level = session.get(EscalationLevel, level_id) if isinstance(level_id, int) else None
-    if level is None or level.policy_id != policy.id:
-        raise NotFound(f"level {level_id} not found in policy {policy.name}")
-    return level
+    return get_or_not_found(session, EscalationLevel, level_id, f"level {level_id} not found in policy {policy.name}",
+                            lambda row: row.policy_id == policy.id)
 
 
 def add_level(session: Session, policy: EscalationPolicy, *, level_number: int | None = None,
@@ -278,9 +273,9 @@ def add_target(session: Session, level: EscalationLevel, target) -> EscalationTa
 
 def remove_target(session: Session, level: EscalationLevel, target_id: int) -> None:
     """Remove one target from a level."""
-    target = session.get(EscalationTarget, target_id) if isinstance(target_id, int) else None
-    if target is None or target.level_id != level.id:
-        raise NotFound(f"target {target_id} not found in level {level.level_number}")
+    target = get_or_not_found(session, EscalationTarget, target_id,
+                              f"target {target_id} not found in level {level.level_number}",
+                              lambda row: row.level_id == level.id)
     before = {"level_id": level.id, **_target_audit(target)}
     session.delete(target)
     session.flush()

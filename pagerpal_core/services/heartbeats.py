@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pagerpal_core.db import is_postgres, unique_or_conflict
+from pagerpal_core.db import get_or_not_found, is_postgres, unique_or_conflict
 from pagerpal_core.errors import NotFound, RateLimited
 from pagerpal_core.logs import log_fields
 from pagerpal_core.models import EscalationPolicy, HeartbeatMonitor, Incident
@@ -128,10 +128,7 @@ def list_heartbeats(session: Session) -> list[HeartbeatMonitor]:
 
 def get_heartbeat(session: Session, monitor_id: int) -> HeartbeatMonitor:
     """The monitor with `monitor_id`, or NotFound."""
-    monitor = session.get(HeartbeatMonitor, monitor_id) if isinstance(monitor_id, int) else None
-    if monitor is None:
-        raise NotFound(f"heartbeat monitor {monitor_id} not found")
-    return monitor
+    return get_or_not_found(session, HeartbeatMonitor, monitor_id, f"heartbeat monitor {monitor_id} not found")
 
 
 def create_heartbeat(session: Session, *, name, interval_seconds, escalation_policy_id, grace_seconds=0,

@@ -23,8 +23,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from pagerpal_core.db import Keyset
-from pagerpal_core.errors import Conflict, Invalid, NotFound
+from pagerpal_core.db import Keyset, get_or_not_found
+from pagerpal_core.errors import Conflict, Invalid
 from pagerpal_core.models import Incident, Notification, ProviderPause, User
 from pagerpal_core.models.notifications import NOTIFICATION_STATUSES, RETRYABLE_BY_HAND
 from pagerpal_core.security import clip, mask_destination, redact
@@ -332,10 +332,7 @@ def retry_notification(session: Session, notification: Notification, *, actor: U
 
 def get_notification(session: Session, notification_id: int) -> Notification:
     """The notification with `notification_id`, or NotFound."""
-    notification = session.get(Notification, notification_id) if isinstance(notification_id, int) else None
-    if notification is None:
-        raise NotFound(f"notification {notification_id} not found")
-    return notification
+    return get_or_not_found(session, Notification, notification_id, f"notification {notification_id} not found")
 
 
 def list_notifications(session: Session, *, status: str | None = None, incident_id: int | None = None,

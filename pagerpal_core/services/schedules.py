@@ -18,7 +18,7 @@ from datetime import date, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from pagerpal_core.db import Keyset, unique_or_conflict
+from pagerpal_core.db import Keyset, get_or_not_found, unique_or_conflict
 from pagerpal_core.errors import Conflict, NotFound
 from pagerpal_core.models import (
     EscalationTarget,
@@ -62,10 +62,7 @@ MAX_SHIFT_LENGTH = {"hours": 24 * 366, "days": 366, "weeks": 52}
 
 def get_schedule(session: Session, schedule_id: int) -> Schedule:
     """The schedule with `schedule_id`, or NotFound."""
-    schedule = session.get(Schedule, schedule_id) if isinstance(schedule_id, int) else None
-    if schedule is None:
-        raise NotFound(f"schedule {schedule_id} not found")
-    return schedule
+    return get_or_not_found(session, Schedule, schedule_id, f"schedule {schedule_id} not found")
 
 
 def list_schedules(session: Session, *, team: Team | None = None, page: Keyset | None = None) -> list[Schedule]:
@@ -178,10 +175,8 @@ def list_entries(session: Session, schedule: Schedule, *, start: datetime | None
 
 def get_entry(session: Session, schedule: Schedule, entry_id: int) -> ScheduleEntry:
     """One entry of `schedule`, or NotFound."""
-    entry = session.get(ScheduleEntry, entry_id) if isinstance(entry_id, int) else None
-    if entry is None or entry.schedule_id != schedule.id:
-        raise NotFound(f"entry {entry_id} not found in schedule {schedule.name}")
-    return entry
+    return get_or_not_found(session, ScheduleEntry, entry_id, f"entry {entry_id} not found in schedule {schedule.name}",
+                            lambda row: row.schedule_id == schedule.id)
 
 
 def _check_no_overlap(session: Session, schedule: Schedule, start: datetime, end: datetime,
@@ -258,10 +253,9 @@ def list_overrides(session: Session, schedule: Schedule, *, start: datetime | No
 
 def get_override(session: Session, schedule: Schedule, override_id: int) -> ScheduleOverride:
     """One override of `schedule`, or NotFound."""
-    override = session.get(ScheduleOverride, override_id) if isinstance(override_id, int) else None
-    if override is None or override.schedule_id != schedule.id:
-        raise NotFound(f"override {override_id} not found in schedule {schedule.name}")
-    return override
+    return get_or_not_found(session, ScheduleOverride, override_id,
+                            f"override {override_id} not found in schedule {schedule.name}",
+                            lambda row: row.schedule_id == schedule.id)
 
 
 def create_override(session: Session, schedule: Schedule, *, user: User | int, starts_at, ends_at,
@@ -294,10 +288,9 @@ def delete_override(session: Session, override: ScheduleOverride) -> None:
 
 def get_rotation(session: Session, schedule: Schedule, rotation_id: int) -> Rotation:
     """One rotation of `schedule`, or NotFound."""
-    rotation = session.get(Rotation, rotation_id) if isinstance(rotation_id, int) else None
-    if rotation is None or rotation.schedule_id != schedule.id:
-        raise NotFound(f"rotation {rotation_id} not found in schedule {schedule.name}")
-    return rotation
+    return get_or_not_found(session, Rotation, rotation_id,
+                            f"rotation {rotation_id} not found in schedule {schedule.name}",
+                            lambda row: row.schedule_id == schedule.id)
 
 
 def _rotation_fields(errors: dict, *, name=UNSET, shift_length=UNSET, shift_unit=UNSET, handoff_time=UNSET,

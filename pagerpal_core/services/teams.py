@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from pagerpal_core.db import Keyset, unique_or_conflict
+from pagerpal_core.db import Keyset, get_or_not_found, unique_or_conflict
 from pagerpal_core.errors import NotFound
 from pagerpal_core.models import Team, TeamMembership, User
 from pagerpal_core.services.audit import record_audit, snapshot
@@ -21,10 +21,7 @@ from pagerpal_core.timeutil import utcnow
 
 def get_team(session: Session, team_id: int) -> Team:
     """The team with `team_id`, or NotFound."""
-    team = session.get(Team, team_id) if isinstance(team_id, int) else None
-    if team is None:
-        raise NotFound(f"team {team_id} not found")
-    return team
+    return get_or_not_found(session, Team, team_id, f"team {team_id} not found")
 
 
 def list_teams(session: Session, *, page: Keyset | None = None) -> list[Team]:

@@ -11,7 +11,7 @@ from sqlalchemy import func, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from pagerpal_core.db import MAX_ROW_ID, Keyset, is_postgres
+from pagerpal_core.db import MAX_ROW_ID, Keyset, get_or_not_found, is_postgres, unique_or_conflict
 from pagerpal_core.errors import Conflict, Forbidden, Invalid, NotFound
 from pagerpal_core.locks import ADMIN_GUARD_LOCK_ID
 from pagerpal_core.models import AppState, ContactMethod, Incident, ScheduleEntry, TeamMembership, User
@@ -78,10 +78,7 @@ def _validate_user_fields(*, email=None, name=None, role=None, password=None, ti
 
 def get_user(session: Session, user_id: int) -> User:
     """The user with `user_id`, or NotFound."""
-    user = session.get(User, user_id) if isinstance(user_id, int) else None
-    if user is None:
-        raise NotFound(f"user {user_id} not found")
-    return user
+    return get_or_not_found(session, User, user_id, f"user {user_id} not found")
 
 
 def list_users(session: Session, *, page: Keyset | None = None) -> list[User]:
@@ -148,13 +145,9 @@ def create_user(session: Session, *, email: str, name: str | None = None, role: 
         user.contact_methods.append(ContactMethod(
             channel=method["channel"], destination=method["destination"].strip(),
             enabled=bool(method.get("enabled", True))))
-    try:
-        with session.begin_nested():
-            session.add(user)
-            session.flush()
-    except IntegrityError:
-        raise Conflict(f"a user with email {email.strip()} already exists",
-                       fields={"email": "already in use"}) from None
+    with unique_or_conflict(session, f"a user with email {email.strip()} already exists",
+                            fields={"email": "already in use"}):
+        session.add(user)
     if role == "admin":
         record_admin_existed(session, user)
     record_audit(session, action="user.created", object_type="user", object_id=user.id,
@@ -408,22 +401,17 @@ def _contact_problem(channel, destination) -> dict:
 
 def _save_contact(session: Session, method: ContactMethod) -> ContactMethod:
     # The unique key on (user, channel, destination) decides duplicates.
-    try:
-        with session.begin_nested():
-            session.add(method)
-            session.flush()
-    except IntegrityError:
-        raise Conflict(f"this user already has {method.channel} contact {method.destination}",
-                       fields={"destination": "this user already has that contact method"}) from None
+    with unique_or_conflict(session, f"this user already has {method.channel} contact {method.destination}",
+                            fields={"destination": "this user already has that contact method"}):
+        session.add(method)
     return method
 
 
 def get_contact_method(session: Session, user: User, method_id: int) -> ContactMethod:
     """`user`'s contact method `method_id`, or NotFound."""
-    method = session.get(ContactMethod, method_id) if isinstance(method_id, int) else None
-    if method is None or method.user_id != user.id:
-        raise NotFound(f"contact method {method_id} not found for user {user.id}")
-    return method
+    return get_or_not_found(session, ContactMethod, method_id,
+                            f"contact method {method_id} not found for user {user.id}",
+                            lambda row: row.user_id == user.id)
 
 
 def add_contact_method(session: Session, user: User, *, channel: str, destination: str,
