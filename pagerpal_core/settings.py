@@ -138,6 +138,13 @@ def _smtp_security(raw: str, name: str) -> str:
     return value
 
 
+def _self_test_channel(raw: str, name: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("sms", "whatsapp", "email"):
+        raise ValueError(f"{name} must be sms, whatsapp or email, got {raw!r}")
+    return value
+
+
 def _log_level(raw: str, name: str) -> str:
     value = raw.strip().upper()
     if value not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -256,6 +263,14 @@ class Settings:
     # Pinged (GET) by the worker after each healthy watchdog run, so an outside monitor notices a
     # dead PagerPal. Secret: such URLs usually carry the monitor's token.
     watchdog_ping_url: str = _setting("WATCHDOG_PING_URL", _optional_url, "", secret=True)
+    # The end-to-end self-test (pagerpal_worker/steps/self_test.py): every this many minutes (0 = off)
+    # the worker sends a synthetic alert through the web's ingestion URL to SELF_TEST_DESTINATION on
+    # SELF_TEST_CHANNEL via the outbox and the real sender, then resolves it. A failure or an overdue
+    # run opens an incident on SELF_TEST_POLICY_ID (0: the escalation policy with the lowest id).
+    self_test_interval_minutes: int = _setting("SELF_TEST_INTERVAL_MINUTES", _int, "0")
+    self_test_destination: str = _setting("SELF_TEST_DESTINATION", _text, "")
+    self_test_channel: str = _setting("SELF_TEST_CHANNEL", _self_test_channel, "sms")
+    self_test_policy_id: int = _setting("SELF_TEST_POLICY_ID", _int, "0")
 
     @classmethod
     def from_env(cls, environ: dict | None = None, overrides: dict | None = None,

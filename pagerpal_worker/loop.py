@@ -16,12 +16,23 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import DBAPIError
 
 from pagerpal_core.services.notifications import clean_error
+from pagerpal_core.services.self_test import self_test_enabled
 from pagerpal_core.services.watchdog import WATCHDOG_EVERY_SECONDS
 from pagerpal_core.timeutil import utcnow
 from pagerpal_worker import systemd
 from pagerpal_worker.context import StepStats, WorkerContext
 from pagerpal_worker.leader import Leader, LeadershipError
-from pagerpal_worker.steps import chores, dispatch, escalate, heartbeat, heartbeat_monitors, maintenance, watchdog
+from pagerpal_worker.steps import (
+    chores,
+    dispatch,
+    escalate,
+    heartbeat,
+    heartbeat_monitors,
+    maintenance,
+    self_test,
+    watchdog,
+)
+from pagerpal_worker.steps.self_test import CHECK_EVERY_SECONDS
 
 log = logging.getLogger("pagerpal.worker")
 
@@ -71,6 +82,10 @@ STEPS: tuple[Step, ...] = (
     Step("notification_retry", dispatch.run, batch_limit=100,
          enabled=lambda s: s.notification_retry_worker_enabled,
          description="send due notifications, retry failed ones, recover expired leases"),
+    # After dispatch: a run sends its own page through a dispatch pass and may take a few seconds.
+    Step("self_test", self_test.run, batch_limit=0, enabled=self_test_enabled, every_seconds=CHECK_EVERY_SECONDS,
+         description="end-to-end self-test: synthetic alert via HTTP ingestion, outbox and sender "
+                     "(SELF_TEST_INTERVAL_MINUTES)"),
     Step("chores", chores.run, batch_limit=10, every_seconds=5.0,
          description="outbound work the web never does itself: confirm SNS subscriptions"),
     # After the cycle's work, before the heartbeat, so its own job row is written in the same cycle.

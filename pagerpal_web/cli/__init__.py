@@ -29,6 +29,7 @@ from pagerpal_web.cli import (
     notifications,  # noqa: E402,F401
     oncall,  # noqa: E402,F401
     ops,  # noqa: E402,F401
+    selftest,  # noqa: E402,F401
     users,  # noqa: E402,F401
     worker,  # noqa: E402,F401
 )
