@@ -139,7 +139,7 @@ def _action_forms(**given) -> dict:
         form.acting_as.choices = actors
         if name not in given:
             form.acting_as.data = default
-    forms["reassign"].user_id.choices = active_user_choices()
+    forms["reassign"].user_id.choices = active_user_choices(blank="choose…")
     return forms
 
 
@@ -175,7 +175,7 @@ def _run_action(incident_id: int, name: str, form_class, action, done: str):
     form = form_class(prefix=name)
     form.acting_as.choices = actor_choices()
     if name == "reassign":
-        form.user_id.choices = active_user_choices()
+        form.user_id.choices = active_user_choices(blank="choose…")
     actor = _acting_user(form) if form.validate_on_submit() else None
     if actor is None:
         return _detail_page(incident, 422, **{name: form})
@@ -272,5 +272,3 @@ def incident_retry_notification(incident_id: int, notification_id: int):
             raise NotFound(f"notification {notification_id} not found on incident {incident.id}")
         retry_notification(db.session, notification, actor=actor, now=utcnow())
     return _run_action(incident_id, "retry", ActingAsForm, retry, "Notification queued again")
-
-

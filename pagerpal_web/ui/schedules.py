@@ -27,8 +27,12 @@ LABEL_WIDTH, BAR_AREA, ROW_HEIGHT, HEADER_HEIGHT = 150, 850, 30, 26
 
 
 def user_colour(user_id: int) -> str:
-    """A stable colour per person so their shifts are easy to follow across days."""
-    return f"hsl({(user_id * 67) % 360}, 55%, 48%)"
+    """A stable colour per person so their shifts are easy to follow across days.
+
+    Lightness 30% keeps the white name on every hue at 4.5:1 or better (WCAG AA); 48% fell
+    to 2:1 on yellows and greens.
+    """
+    return f"hsl({(user_id * 67) % 360}, 55%, 30%)"
 
 
 def timeline(schedules: list, *, start: datetime, days: int = TIMELINE_DAYS, zone: str = "UTC") -> dict:

@@ -54,7 +54,7 @@ def create_team_view():
 def _detail_page(team, *, form=None, member_form=None):
     form = form or TeamForm(prefix="team", data={"name": team.name, "description": team.description})
     member_form = member_form or MemberForm(prefix="member")
-    member_form.user_id.choices = active_user_choices()
+    member_form.user_id.choices = active_user_choices(blank="choose…")
     schedules = list_schedules(db.session, team=team)
     policies = list_policies(db.session, team=team)
     status = max(form_status(form), form_status(member_form))
@@ -88,7 +88,7 @@ def add_team_member_view(team_id: int):
     """Add an active user to the team."""
     team = get_team(db.session, team_id)
     form = MemberForm(prefix="member")
-    form.user_id.choices = active_user_choices()
+    form.user_id.choices = active_user_choices(blank="choose…")
     return form_action(
         lambda: add_team_member(db.session, team, form.user_id.data, now=utcnow()),
         form=form, page=lambda form: _detail_page(team, member_form=form), done="Member added.",
