@@ -34,6 +34,7 @@ from pagerpal_core.services.action_links import (
 )
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.auth import client_address
+from pagerpal_web.config import settings
 from pagerpal_web.extensions import csrf, db
 
 bp = Blueprint("actions", __name__)
@@ -41,12 +42,8 @@ bp = Blueprint("actions", __name__)
 BUTTONS = (("ack", "Acknowledge"), ("resolve", "Resolve"), ("escalate", "Escalate"))
 
 
-def _settings():
-    return current_app.config["PAGERPAL"]
-
-
 def _signing() -> LinkSigning:
-    return LinkSigning.from_settings(_settings())
+    return LinkSigning.from_settings(settings())
 
 
 def _private(response, status: int):
@@ -125,7 +122,7 @@ def act(token: str):
         return _refusal(404, "Wrong incident", "This link belongs to a different incident.")
     try:
         outcome = perform_link_action(db.session, token, request.form.get("action", ""), signing=_signing(),
-                                      now=now, base_url=_settings().base_url, incident_id=int(incident_id))
+                                      now=now, base_url=settings().base_url, incident_id=int(incident_id))
     except Conflict as exc:
         db.session.rollback()
         return _page(token, link, status=409, error=exc.message)
@@ -139,4 +136,4 @@ def init_app(app: Flask) -> None:
     # The confirm form carries a token bound to the link instead of the session CSRF token.
     csrf.exempt(act)
     with app.app_context():
-        configure_links(db.engine, app.config["PAGERPAL"])
+        configure_links(db.engine, settings(app))

@@ -16,6 +16,7 @@ from pagerpal_core.models import User
 from pagerpal_core.services import sessions, signin
 from pagerpal_core.services.timeline import record_as_caller
 from pagerpal_core.timeutil import utcnow
+from pagerpal_web.config import settings
 from pagerpal_web.errors import error_response, is_api_request
 from pagerpal_web.extensions import db, login_manager
 
@@ -34,11 +35,6 @@ def requires_role(role: str):
         view.min_role = role
         return view
     return decorate
-
-
-def settings():
-    from flask import current_app
-    return current_app.config["PAGERPAL"]
 
 
 def client_address() -> str:

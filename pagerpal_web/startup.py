@@ -14,7 +14,7 @@ from flask import Flask
 from pagerpal_core.logs import setup_logging
 from pagerpal_core.schema import production_refusal
 from pagerpal_core.settings import ConfigError
-from pagerpal_web.config import SETTINGS_KEY
+from pagerpal_web.config import settings
 from pagerpal_web.extensions import db
 
 
@@ -33,16 +33,16 @@ def _loaded_for_cli_command() -> bool:
 
 def init_logging(app: Flask) -> None:
     """Send every log line to stdout as JSON with the configured secrets redacted."""
-    settings = app.config[SETTINGS_KEY]
-    setup_logging(settings.log_level, settings.secret_values())
+    config = settings(app)
+    setup_logging(config.log_level, config.secret_values())
 
 
 def init_app(app: Flask) -> None:
     """Refuse (ConfigError naming every problem) to serve an unsafe production configuration."""
-    settings = app.config[SETTINGS_KEY]
-    if not settings.is_production or _loaded_for_cli_command():
+    config = settings(app)
+    if not config.is_production or _loaded_for_cli_command():
         return
     with app.app_context():
-        problems = production_refusal(settings, web=True, engine=db.engine)
+        problems = production_refusal(config, web=True, engine=db.engine)
     if problems:
         raise ConfigError(problems)

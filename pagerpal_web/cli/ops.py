@@ -7,7 +7,6 @@ import logging
 from pathlib import Path
 
 import click
-from flask import current_app
 
 from pagerpal_core.errors import DomainError
 from pagerpal_core.services.backup import back_up_database
@@ -24,7 +23,7 @@ STATUS_STYLE = {"ok": "green", "warn": "yellow", "fail": "red"}
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as a JSON list.")
 def check_command(as_json: bool):
     """Production readiness checklist: one line per check (ok/warn/fail); exit 1 on any fail."""
-    settings = current_app.config["PAGERPAL"]
+    settings = current_settings()
     # Alembic logs its context at INFO while reading the revision; keep the checklist clean.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import logging
 
-from flask import current_app, jsonify, request
+from flask import jsonify, request
 
 from pagerpal_core.logs import log_fields
 from pagerpal_core.security import constant_time_equals
 from pagerpal_core.services.replies import handle_replies, parse_inbound
 from pagerpal_core.timeutil import utcnow
-from pagerpal_web.api.common import json_body
+from pagerpal_web.bodies import request_json
+from pagerpal_web.config import settings as current_settings
 from pagerpal_web.errors import error_response
 from pagerpal_web.extensions import db
 from pagerpal_web.webhooks import bp
@@ -32,7 +33,7 @@ TOKEN_HEADER = "X-Infobip-Inbound-Token"
 @bp.post("/notifications/infobip/inbound")
 def infobip_inbound():
     """Apply forwarded inbound SMS/WhatsApp replies; answers counts of what happened."""
-    settings = current_app.config["PAGERPAL"]
+    settings = current_settings()
     expected = settings.infobip_inbound_token
     if not expected:
         return error_response(404, "not_found", "inbound replies are switched off (INFOBIP_INBOUND_TOKEN is unset)")
@@ -40,7 +41,7 @@ def infobip_inbound():
     if not constant_time_equals(given, expected):
         log.warning("inbound reply refused: missing or wrong inbound token")
         return error_response(401, "unauthorized", f"missing or wrong {TOKEN_HEADER} (or ?token=)")
-    replies = parse_inbound(json_body())
+    replies = parse_inbound(request_json(finite_only=True, object_only=True))
     summary = handle_replies(db.session, replies, now=utcnow(), base_url=settings.base_url)
     db.session.commit()
     log.info("inbound replies applied", extra=log_fields(**summary.as_dict()))
