@@ -118,9 +118,11 @@ def _database_url(raw: str, name: str) -> str:
     # Heroku-style URLs say postgres://, which SQLAlchemy no longer accepts.
     if value.startswith("postgres://"):
         value = "postgresql://" + value[len("postgres://"):]
-    # SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3; we ship psycopg2.
-    if value.startswith("postgresql://"):
-        value = "postgresql+psycopg2://" + value[len("postgresql://"):]
+    # SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3; we ship psycopg2. PagerPal v1's
+    # documented postgresql+psycopg:// URLs are the same database address: they work unchanged.
+    for prefix in ("postgresql://", "postgresql+psycopg://"):
+        if value.startswith(prefix):
+            value = "postgresql+psycopg2://" + value[len(prefix):]
     scheme = value.split("://", 1)[0] if "://" in value else ""
     if not (scheme.startswith("postgresql") or scheme.startswith("sqlite")):
         raise ValueError(f"{name} must be a postgresql:// or sqlite:// URL")

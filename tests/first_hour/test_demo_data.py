@@ -57,3 +57,12 @@ def test_demo_data_refuses_a_database_with_incidents_unless_forced(app, runner):
     # The team, schedules and sources are reused; only incidents are added.
     assert after["users"] == before["users"] and after["schedules"] == before["schedules"]
     assert sum(after["statuses"].values()) == 2 * sum(before["statuses"].values())
+
+
+def test_v1_database_urls_work_unchanged():
+    """PagerPal v1 documented postgresql+psycopg:// URLs: they name the same database."""
+    from pagerpal_core.settings import Settings
+
+    settings = Settings.from_env(environ={"PAGERPAL_INSTANCE_PATH": "/tmp/pp-inst",
+                                          "DATABASE_URL": "postgresql+psycopg://pagerpal:pw@db:5432/pagerpal"})
+    assert settings.database_url == "postgresql+psycopg2://pagerpal:pw@db:5432/pagerpal"
