@@ -31,7 +31,13 @@ MAX_TOKEN_LENGTH = 100
 # Feed fetches per client address and process: a burst of 30, then one every 5 s. Calendar
 # apps poll a feed every few minutes at most; guessing a 256-bit token is hopeless anyway,
 # this only keeps a flood of fetches (each renders eight weeks of shifts) off the database.
-FEED_LIMITER = AddressLimiter(capacity=30, refill_per_second=0.2)
+FEED_BURST = 30
+FEED_PER_SECOND = 0.2
+
+
+def new_feed_limiter() -> AddressLimiter:
+    """The per-address limiter for feed fetches (one per app, kept by the web)."""
+    return AddressLimiter(capacity=FEED_BURST, refill_per_second=FEED_PER_SECOND)
 
 
 @dataclass

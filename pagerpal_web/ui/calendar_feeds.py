@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from flask import Response, abort, flash, make_response, redirect, render_template, url_for
+from flask import Response, abort, current_app, flash, make_response, redirect, render_template, url_for
 from flask_login import current_user
 
 from pagerpal_core.services import calendar_feeds as feeds
@@ -34,7 +34,8 @@ def feed_url(token: str) -> str:
 def calendar_feed(token: str):
     """A user's shifts by the secret feed URL (no session). Unknown or revoked token: 404, nothing
     written; more than the per-address limit: 429."""
-    wait = feeds.FEED_LIMITER.take(client_address())
+    limiter = current_app.extensions.setdefault("pagerpal.calendar_feeds", feeds.new_feed_limiter())
+    wait = limiter.take(client_address())
     if wait > 0:  # calendar apps read the status and Retry-After, not a page
         return Response("too many calendar feed requests from this address\n", status=429, mimetype="text/plain",
                         headers={"Retry-After": str(math.ceil(wait))})

@@ -7,8 +7,11 @@ the events and take the source's token, commit → answer. On PostgreSQL a repea
 autocommitted statement that takes the token and counts the occurrence together (see
 services/ingestion.py); a rate-limited request writes nothing.
 Paging happens inside the incident service, in the same transaction as the new incident.
-A format whose key may travel in the body (PagerDuty's `routing_key`) decodes the body
-before authenticating. One log line per request ("alerts ingested"), none per step.
+A format whose key may travel in the body (PagerDuty's `routing_key`) decodes the body to
+find it only when no header carries a key. Refusals count against the rate limit too
+(services/refused_requests.py): after authentication a refused request spends a token of
+its source; a 401/403 is counted per client address (429 past the limit). One log line per
+request ("alerts ingested"), none per step.
 
 When the database says the cached source went out of date (key regenerated, source
 deactivated or edited), the transaction is rolled back and the request authenticates
@@ -26,24 +29,30 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from flask import jsonify
+from flask import current_app, jsonify
 
-from pagerpal_core.errors import Conflict, DomainError, Invalid, RateLimited
+from pagerpal_core.errors import Conflict, DomainError, Forbidden, Invalid, RateLimited, Unauthorized
 from pagerpal_core.logs import log_fields
 from pagerpal_core.metrics import count_alerts
 from pagerpal_core.payloads import parse_payload
 from pagerpal_core.services.ingestion import CREATED, ingest_events, rate_limited_error
 from pagerpal_core.services.rate_limit import SourceChanged, TokenBucket
+from pagerpal_core.services.refused_requests import (
+    charge_refused_request,
+    count_unauthenticated,
+    new_unauthenticated_limiter,
+)
 from pagerpal_core.services.sns import record_sns_control
 from pagerpal_core.services.source_cache import SOURCE_CACHE, SourceSnapshot
 from pagerpal_core.timeutil import utcnow
+from pagerpal_web.auth import client_address
 from pagerpal_web.bodies import request_json
 from pagerpal_web.config import settings
 from pagerpal_web.extensions import db
 from pagerpal_web.webhooks import API_PREFIX, bp
 from pagerpal_web.webhooks.lean import json_response, skip_sessions
 from pagerpal_web.webhooks.sns_verify import check_sns_signature
-from pagerpal_web.webhooks.source_auth import authenticate_request, forget_source
+from pagerpal_web.webhooks.source_auth import authenticate_request, forget_source, presented_key
 
 log = logging.getLogger("pagerpal.webhooks")
 
@@ -166,21 +175,60 @@ FORMATS: dict[str, WebhookFormat] = {
 WEBHOOK_PATHS: dict[str, str] = {kind: API_PREFIX + fmt.path for kind, fmt in FORMATS.items()}
 
 
+def decode_for_key():
+    """The body decoded only to look for a key in it; None when it does not decode."""
+    try:
+        return decode_body()
+    except DomainError:
+        return None
+
+
+def authenticate_counted(key: str | None) -> SourceSnapshot:
+    """`authenticate_request`, with every refusal (401, 403) counted per client address: past
+    the limit the answer is 429 (services/refused_requests.py)."""
+    try:
+        return authenticate_request(key)
+    except (Unauthorized, Forbidden):
+        db.session.rollback()
+        limiter = current_app.extensions.setdefault("pagerpal.unauthenticated", new_unauthenticated_limiter())
+        count_unauthenticated(limiter, client_address())
+        raise
+
+
+def charge_refusal(source: SourceSnapshot, exc: DomainError) -> None:
+    """A request refused after authentication (bad body, bad signature) spends the source's
+    token like an accepted one; with none left it is answered 429 instead. Refusals that are
+    not the sender's doing (429, 503 certificate pending, 409) spend nothing more."""
+    if not 400 <= exc.status < 500 or isinstance(exc, (RateLimited, Conflict)):
+        return
+    db.session.rollback()  # nothing the refused request did stays
+    limited = charge_refused_request(db.session, source, now=utcnow(), bucket=_bucket())
+    db.session.commit()
+    if limited is not None:
+        SOURCE_CACHE.note_empty(source.key_hash, limited.wait)
+        raise limited from None
+
+
 def receive_alert(kind: str):
     """The body of every ingestion endpoint (see the module docstring for the order of checks)."""
     fmt = FORMATS[kind]
     try:
-        body = decode_body() if fmt.body_key else None  # the key may be inside: read the body first
-        key = body.get(fmt.body_key) if isinstance(body, dict) else None
-        key = key if isinstance(key, str) else None
+        body = key = None
+        if fmt.body_key and presented_key()[0] is None:
+            # No key in the headers: it may be in the body (PagerDuty's routing_key). The body
+            # is only decoded to find it — parsed after authentication like any other — and
+            # one that does not decode carries no key (401, counted per address).
+            body = decode_for_key()
+            key = body.get(fmt.body_key) if isinstance(body, dict) else None
+            key = key if isinstance(key, str) else None
         for attempt in (1, 2):
-            source = authenticate_request(key)
+            source = authenticate_counted(key)
             check_rate_limit(source)
-            if body is None:
-                body = decode_body()
-            if kind == "cloudwatch":
-                check_sns_signature(source, body)  # 403 unless SNS signed it (per source setting)
             try:
+                if body is None:
+                    body = decode_body()
+                if kind == "cloudwatch":
+                    check_sns_signature(source, body)  # 403 unless SNS signed it (per source setting)
                 results, control = ingest(source, kind, body)
                 break
             except SourceChanged:
@@ -188,6 +236,9 @@ def receive_alert(kind: str):
                 forget_source(source)
                 if attempt == 2:
                     raise Conflict("the alert source changed while the alert was ingested; retry") from None
+            except DomainError as exc:
+                charge_refusal(source, exc)
+                raise
     except DomainError as exc:
         if fmt.refusal is None or not (isinstance(exc, Invalid) or exc.status == 400):
             raise

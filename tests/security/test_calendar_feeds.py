@@ -10,7 +10,6 @@ from sqlalchemy import func, select
 
 from pagerpal_core.models import AuditEvent, CalendarFeedToken
 from pagerpal_core.security import sha256_hex
-from pagerpal_core.services import calendar_feeds as feeds
 from pagerpal_core.services.schedules import create_entry, create_schedule
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.extensions import db
@@ -18,13 +17,6 @@ from tests.conftest import csrf_token_from
 from tests.web.conftest import login
 
 URL_RE = re.compile(r'<code id="feed-url" class="secret">([^<]+)</code>')
-
-
-@pytest.fixture(autouse=True)
-def _fresh_limiter():
-    feeds.FEED_LIMITER.clear()
-    yield
-    feeds.FEED_LIMITER.clear()
 
 
 @pytest.fixture
