@@ -19,7 +19,9 @@ from sqlalchemy.orm import Session, selectinload
 from pagerpal_core.errors import Invalid
 from pagerpal_core.models import AlertSource, Incident, IncidentEvent, Notification, User
 from pagerpal_core.models.incidents import OPEN_STATUSES, SEVERITIES, STATUSES
+from pagerpal_core.services.maintenance import active_windows
 from pagerpal_core.services.provider_health import provider_health, sending_mode
+from pagerpal_core.services.self_test import SelfTestState, read_self_test
 from pagerpal_core.services.system import list_job_health
 from pagerpal_core.services.validation import raise_if, text_problem
 from pagerpal_core.timeutil import parse_iso
@@ -278,6 +280,9 @@ class DashboardSummary:
     exhausted: int
     warnings: list[SystemWarning]
     limit: int
+    # Maintenance windows in force now, and the last end-to-end self-test (None before the first run).
+    maintenance: list = field(default_factory=list)
+    self_test: SelfTestState | None = None
 
 
 def system_warnings(session: Session, settings, *, now: datetime) -> list[SystemWarning]:
@@ -322,4 +327,5 @@ def dashboard_summary(session: Session, settings, *, now: datetime, limit: int =
         Incident.policy_id.is_not(None), Incident.current_level > 0))
     return DashboardSummary(incidents=triage_order(incidents), counts=counts, unrouted=unrouted or 0,
                             exhausted=exhausted or 0, warnings=system_warnings(session, settings, now=now),
+                            maintenance=active_windows(session, now=now), self_test=read_self_test(session),
                             limit=limit)

@@ -13,6 +13,7 @@ from pagerpal_web.ui import (  # noqa: E402,F401  (routes register on import)
     heartbeats,  # noqa: E402,F401
     incidents,  # noqa: E402,F401
     login,
+    maintenance,  # noqa: E402,F401
     policies,  # noqa: E402,F401
     profile,  # noqa: E402,F401
     schedules,  # noqa: E402,F401

@@ -35,6 +35,7 @@ from pagerpal_core.services.incident_queries import (
     search_incidents,
 )
 from pagerpal_core.services.notifications import retry_notification
+from pagerpal_core.services.trace import trace_incident
 from pagerpal_core.services.users import resolve_acting_user
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.auth import login_required_role
@@ -150,7 +151,7 @@ def _detail_page(incident: Incident, status: int = 200, **forms):
         "incident_detail.html", incident=incident, events=records.events, notifications=records.notifications,
         users=records.users, forms=_action_forms(**forms), recipients=escalation.paging_now(db.session, incident, now),
         retryable=RETRYABLE_BY_HAND, snooze_choices=SNOOZE_CHOICES, error_clip=lambda text: clip(text, ERROR_CLIP),
-        now=now), status
+        now=now, trace=trace_incident(db.session, incident)), status
 
 
 @bp.get("/incidents/<int:incident_id>")

@@ -241,3 +241,63 @@ def test_maintenance_api_bad_input_is_a_422_naming_the_field_and_writes_nothing(
     assert field in response.json["error"]["fields"]
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(MaintenanceWindow)) == 0
+
+
+# --- the UI ------------------------------------------------------------------------------------
+
+def _text(response) -> str:
+    import html
+    import re
+
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.get_data(as_text=True))))
+
+
+def test_maintenance_page_creates_a_window_shown_on_the_dashboard_and_incident_page(app):
+    from pagerpal_core.models.maintenance import MaintenanceWindow
+    from pagerpal_core.timeutil import utcnow
+    from pagerpal_web.extensions import db
+    from tests.conftest import csrf_token_from
+    from tests.factories import make_user
+    from tests.web.test_ui_pages import signed_in
+
+    with app.app_context():
+        world = make_world(db.session)
+        admin = make_user(db.session, role="admin", name="Admin")
+        viewer = make_user(db.session, role="viewer", name="Viewer")
+        db.session.commit()
+        source_id, admin_email, viewer_email = world.source.id, admin.email, viewer.email
+    client = signed_in(app, admin_email)
+    page = client.get("/maintenance")
+    assert page.status_code == 200 and "No maintenance windows." in _text(page)
+    now = utcnow()
+    form = {"csrf_token": csrf_token_from(page.get_data(as_text=True)), "reason": "db upgrade",
+            "starts_at": (now - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M"),
+            "ends_at": (now + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"), "alert_source_ids": str(source_id)}
+    # Bad input re-renders with the field's error and writes nothing.
+    bad = client.post("/maintenance", data={**form, "ends_at": (now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")})
+    assert bad.status_code == 422 and "must be after starts_at" in _text(bad)
+    created = client.post("/maintenance", data=form, follow_redirects=True)
+    assert created.status_code == 200 and "Maintenance window created." in _text(created)
+    assert "db upgrade" in _text(created) and "active" in _text(created)
+
+    dashboard = _text(client.get("/dashboard"))
+    assert "In maintenance until" in dashboard and "(db upgrade)" in dashboard and "source grafana-prod" in dashboard
+
+    with app.app_context():
+        incident = open_incident(db.session, db.session.get(type(world.source), source_id), now=now)
+        db.session.commit()
+        incident_id = incident.id
+    detail = _text(signed_in(app, viewer_email).get(f"/incidents/{incident_id}"))
+    assert "In maintenance (db upgrade, until" in detail
+    assert "Why was this paged?" in detail and "Nobody is paged: in maintenance (db upgrade" in detail
+    # Viewers cannot create or end windows.
+    viewer_page = signed_in(app, viewer_email).get("/maintenance")
+    assert "New maintenance window" not in _text(viewer_page)
+
+    with app.app_context():
+        window_id = db.session.scalars(select(MaintenanceWindow.id)).one()
+    page = client.get("/maintenance")
+    ended = client.post(f"/maintenance/{window_id}/end", data={"csrf_token": csrf_token_from(
+        page.get_data(as_text=True))}, follow_redirects=True)
+    assert "Maintenance window ended" in _text(ended)
+    assert "In maintenance until" not in _text(client.get("/dashboard"))

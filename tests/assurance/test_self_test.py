@@ -131,3 +131,27 @@ def test_flask_pagerpal_self_test_runs_once(make_app, world, fake_infobip, live_
     assert result.exit_code == 0, result.output
     assert "Self-test passed: page sent in" in result.output
     assert _state(session).ok is True
+
+
+def test_dashboard_and_settings_show_the_last_end_to_end_page(app, world, make_ctx, fake_infobip, live_server):
+    import html
+    import re
+
+    from pagerpal_web.extensions import db
+    from tests.factories import make_user
+    from tests.web.test_ui_pages import signed_in
+
+    run_cycle(_ctx(make_ctx, fake_infobip, live_server), utcnow())
+    with app.app_context():
+        admin = make_user(db.session, role="admin", name="Admin")
+        db.session.commit()
+        email = admin.email
+    client = signed_in(app, email)
+
+    def text(path):
+        return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", client.get(path).get_data(as_text=True))))
+
+    assert re.search(r"last end-to-end page: \d+ s ago, \d+ ms", text("/dashboard"))
+    settings_text = text("/settings")
+    assert "End-to-end self-test" in settings_text and "passed" in settings_text
+    assert re.search(r"last end-to-end page: \d+ s ago, \d+ ms", settings_text)

@@ -158,6 +158,10 @@ EXTRA_ACTIONS = {
     "/heartbeats/1/delete": {"csrf_token": None},
     "/users/{paged_id}/calendar-feed": {"csrf_token": None},
     "/users/{paged_id}/calendar-feed/revoke": {"csrf_token": None},
+    "/maintenance": {"csrf_token": None, "reason": "probe", "starts_at": "2031-01-01T10:00",
+                     "ends_at": "2031-01-02T10:00", "alert_source_ids": "{source_id}", "policy_ids": "{policy_id}"},
+    "/maintenance/1/end": {"csrf_token": None},
+    "/maintenance/1/delete": {"csrf_token": None},
 }
 
 UI_POST_ENDPOINTS = [
@@ -179,6 +183,7 @@ UI_POST_ENDPOINTS = [
     "ui.user_role", "ui.create_heartbeat_view", "ui.delete_heartbeat_view",
     "ui.create_calendar_feed_view", "ui.revoke_calendar_feed_view",
     "ui.user_notification_rules",
+    "ui.create_maintenance_view", "ui.end_maintenance_view", "ui.delete_maintenance_view",
 ]
 
 
