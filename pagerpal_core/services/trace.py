@@ -272,7 +272,8 @@ def _stopped(session: Session, incident: Incident, events: list[IncidentEvent], 
         return {"kind": "unrouted", "text": f"Nobody was paged: {why or 'no level reaches anyone'}."}
     if state == "exhausted":
         return {"kind": "exhausted", "text": "Escalation exhausted: every level was paged and nobody acknowledged."}
-    nxt = f"; the next level is paged at {_hm(incident.next_escalation_at)}" if incident.next_escalation_at else ""
+    nxt = (f"; escalation goes on at {_hm(incident.next_escalation_at)} unless acknowledged"
+           if incident.next_escalation_at else "")
     return {"kind": "paging", "text": f"Still paging: level {incident.current_level} was paged last{nxt}."}
 
 

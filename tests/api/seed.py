@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import update
 
 from pagerpal_core.models import Incident, Notification, User
-from pagerpal_core.services import alert_sources, escalation_policies, heartbeats, schedules, teams
+from pagerpal_core.services import alert_sources, escalation_policies, heartbeats, maintenance, schedules, teams
 from pagerpal_core.services.incidents import add_note
 from pagerpal_web.extensions import db
 from tests.factories import make_user
@@ -54,6 +54,10 @@ def seed(app, *, admin_email: str | None = None) -> dict:
         session.add(notification)
         heartbeat = heartbeats.create_heartbeat(session, name="Fuzz heartbeat", interval_seconds=60,
                                                 escalation_policy_id=policy.id, now=now).monitor
+        # Scheduled for tomorrow, so it holds none of the calls made against the seeded incident.
+        window = maintenance.create_window(session, starts_at=now + timedelta(days=1),
+                                           ends_at=now + timedelta(days=1, hours=2), reason="Fuzz window",
+                                           alert_source_ids=[source.id], now=now)
         session.commit()
         return {
             "user_id": person.id, "method_id": person.contact_methods[0].id, "team_id": team.id,
@@ -61,4 +65,5 @@ def seed(app, *, admin_email: str | None = None) -> dict:
             "rotation_id": rotation.id, "participant_id": rotation.participants[0].id, "policy_id": policy.id,
             "level_id": level.id, "target_id": level.targets[0].id, "source_id": source.id,
             "incident_id": incident.id, "notification_id": notification.id, "heartbeat_id": heartbeat.id,
+            "window_id": window.id,
         }
