@@ -146,7 +146,7 @@ def test_rotation_built_in_a_chosen_order_then_edited(viewport, page, phone_page
         tab.select_option(f"#rotation-participants-{slot}", str(people[name]))
     tab.click("#rotation-form button[type=submit]")
     tab.wait_for_selector(".flash-success")
-    order = tab.locator("ol.turn-order li .who").all_inner_texts()
+    order = tab.locator("ol.turn-order li .turn-name").all_inner_texts()
     assert order == ["Carol", "Alice", "Bob"]
     # Today's turn is the first in the chosen order; the gap is gone.
     assert tab.locator("#on-call-now").inner_text().startswith("Carol")
@@ -155,7 +155,7 @@ def test_rotation_built_in_a_chosen_order_then_edited(viewport, page, phone_page
 
     tab.get_by_role("button", name="Move Bob up").click()
     tab.wait_for_selector(".flash-success")
-    assert tab.locator("ol.turn-order li .who").all_inner_texts() == ["Carol", "Bob", "Alice"]
+    assert tab.locator("ol.turn-order li .turn-name").all_inner_texts() == ["Carol", "Bob", "Alice"]
 
     tab.locator("details.edit-rotation summary").click()
     rotation_form = tab.locator("form[id^='rotation-edit-']")
@@ -166,7 +166,7 @@ def test_rotation_built_in_a_chosen_order_then_edited(viewport, page, phone_page
     assert "Rotation saved." in tab.locator(".flash-success").inner_text()
     assert tab.locator(".rotation h3").inner_text() == "Every two days"
     assert "Every 2 days" in tab.locator(".rotation p.muted").first.inner_text()
-    assert tab.locator("ol.turn-order li .who").all_inner_texts() == ["Carol", "Bob", "Alice"]
+    assert tab.locator("ol.turn-order li .turn-name").all_inner_texts() == ["Carol", "Bob", "Alice"]
     if viewport == "phone":
         assert fits(tab)
     screenshot(tab, f"first-hour-rotation-edited-{viewport}")
