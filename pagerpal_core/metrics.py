@@ -27,6 +27,7 @@ from pagerpal_core.models import Incident, JobStatus, Notification
 from pagerpal_core.models.incidents import STATUSES as INCIDENT_STATUSES
 from pagerpal_core.models.notifications import NOTIFICATION_STATUSES
 from pagerpal_core.models.users import CHANNELS
+from pagerpal_core.services.delivery_health import paging_failed_ids
 from pagerpal_core.services.watchdog import WatchdogReport, read_watchdog_report
 
 log = logging.getLogger("pagerpal.metrics")
@@ -111,6 +112,7 @@ class DatabaseFigures:
     worker_steps: list[WorkerStep] = field(default_factory=list)
     standby_workers: int = 0
     watchdog: WatchdogReport | None = None
+    paging_failed: int = 0
 
 
 def _seconds_between(session: Session, start, end):
@@ -168,4 +170,5 @@ def read_database_figures(session: Session, *, now: datetime, poll_interval: flo
     return DatabaseFigures(incidents=incidents, notifications=notifications,
                            dispatch_latency=dispatch_latency(session), notifications_due=int(due_count),
                            oldest_due_seconds=oldest_due, worker_steps=steps, standby_workers=len(standbys),
-                           watchdog=read_watchdog_report(session, now=now, poll_interval=poll_interval))
+                           watchdog=read_watchdog_report(session, now=now, poll_interval=poll_interval),
+                           paging_failed=len(paging_failed_ids(session)))

@@ -61,6 +61,8 @@ class DatabaseCollector:
         for status, count in f.incidents.items():
             incidents.add_metric([status], count)
         yield incidents
+        yield GaugeMetricFamily("pagerpal_incidents_paging_failed", "Triggered incidents whose every page in the "
+                                "current round failed: nobody has been reached.", value=f.paging_failed)
 
         notifications = GaugeMetricFamily("pagerpal_notifications", "Notifications by channel and status.",
                                           labels=["channel", "status"])

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 from pagerpal_core.errors import Invalid
 from pagerpal_core.models import AlertSource, Incident, IncidentEvent, Notification, User
 from pagerpal_core.models.incidents import OPEN_STATUSES, SEVERITIES, STATUSES
+from pagerpal_core.services.delivery_health import paging_failed_ids, reach_warnings
 from pagerpal_core.services.maintenance import active_windows
 from pagerpal_core.services.provider_health import provider_health, sending_mode
 from pagerpal_core.services.self_test import SelfTestState, read_self_test
@@ -283,6 +284,10 @@ class DashboardSummary:
     # Maintenance windows in force now, and the last end-to-end self-test (None before the first run).
     maintenance: list = field(default_factory=list)
     self_test: SelfTestState | None = None
+    # Delivery health (services/delivery_health): triggered incidents whose every page in the
+    # current round failed, and on-call people (now or within 24 h) paging may not reach.
+    paging_failed: set[int] = field(default_factory=set)
+    reach_warnings: list = field(default_factory=list)
 
 
 def system_warnings(session: Session, settings, *, now: datetime) -> list[SystemWarning]:
@@ -328,4 +333,5 @@ def dashboard_summary(session: Session, settings, *, now: datetime, limit: int =
     return DashboardSummary(incidents=triage_order(incidents), counts=counts, unrouted=unrouted or 0,
                             exhausted=exhausted or 0, warnings=system_warnings(session, settings, now=now),
                             maintenance=active_windows(session, now=now), self_test=read_self_test(session),
-                            limit=limit)
+                            limit=limit, paging_failed=paging_failed_ids(session),
+                            reach_warnings=reach_warnings(session, now=now))

@@ -43,6 +43,7 @@ def dashboard():
 def _dashboard_page(now) -> str:
     summary = dashboard_summary(db.session, settings(), now=now)
     return render_template("dashboard.html", summary=summary, incidents=summary.incidents, now=now,
+                           paging_failed=summary.paging_failed,
                            glance=at_a_glance(db.session, now=now), refresh_seconds=REFRESH_SECONDS)
 
 

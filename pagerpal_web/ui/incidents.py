@@ -24,6 +24,7 @@ from pagerpal_core.models.notifications import RETRYABLE_BY_HAND
 from pagerpal_core.security import clip
 from pagerpal_core.services import escalation
 from pagerpal_core.services import incidents as incident_service
+from pagerpal_core.services.delivery_health import is_paging_failed
 from pagerpal_core.services.incident_queries import (
     STATUS_CHOICES,
     IncidentFilters,
@@ -151,7 +152,8 @@ def _detail_page(incident: Incident, status: int = 200, **forms):
         "incident_detail.html", incident=incident, events=records.events, notifications=records.notifications,
         users=records.users, forms=_action_forms(**forms), recipients=escalation.paging_now(db.session, incident, now),
         retryable=RETRYABLE_BY_HAND, snooze_choices=SNOOZE_CHOICES, error_clip=lambda text: clip(text, ERROR_CLIP),
-        now=now, trace=trace_incident(db.session, incident)), status
+        now=now, trace=trace_incident(db.session, incident),
+        paging_failed=is_paging_failed(db.session, incident)), status
 
 
 @bp.get("/incidents/<int:incident_id>")

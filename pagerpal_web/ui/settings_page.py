@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import render_template
 
-from pagerpal_core.services.provider_health import provider_health, sending_mode
+from pagerpal_core.services.delivery_health import channel_delivery
+from pagerpal_core.services.provider_health import CHANNELS, provider_health, sending_mode
 from pagerpal_core.services.self_test import read_self_test
 from pagerpal_core.services.system import list_job_health
 from pagerpal_core.services.watchdog import read_watchdog_report
@@ -23,6 +24,7 @@ def settings_page():
     now = utcnow()
     return render_template(
         "settings.html", channels=provider_health(config), mode=sending_mode(config),
+        delivery=channel_delivery(db.session, CHANNELS, now=now),
         jobs=list_job_health(db.session, now=now), now=now,
         self_test=read_self_test(db.session),
         watchdog=read_watchdog_report(db.session, now=now, poll_interval=config.worker_poll_interval),

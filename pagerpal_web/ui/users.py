@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from pagerpal_core.errors import DomainError
 from pagerpal_core.models import User
 from pagerpal_core.services.coverage import my_shifts
+from pagerpal_core.services.delivery_health import contact_outcomes, send_test_page
 from pagerpal_core.services.notification_rules import can_edit_rules, list_notification_rules, set_notification_rules
 from pagerpal_core.services.users import (
     add_contact_method,
@@ -27,7 +28,7 @@ from pagerpal_core.timeutil import utcnow
 from pagerpal_web.auth import login_required_role
 from pagerpal_web.extensions import db
 from pagerpal_web.ui import bp
-from pagerpal_web.ui.common import apply_errors, form_status
+from pagerpal_web.ui.common import apply_errors, form_status, settings
 from pagerpal_web.ui.forms import ConfirmForm, ContactForm, RoleForm, UserForm
 
 
@@ -77,6 +78,7 @@ def _detail_page(user: User, *, role_form=None, contact_form=None):
                            rule_delays={r.contact_method_id: r.delay_minutes
                                         for r in list_notification_rules(db.session, user)},
                            open_assigned=footprint.open_assigned,
+                           outcomes=contact_outcomes(db.session, list(user.contact_methods)),
                            shifts=my_shifts(db.session, user, now=utcnow())), status
 
 
@@ -135,6 +137,26 @@ def user_delete_contact(user_id: int, method_id: int):
     remove_contact_method(db.session, get_contact_method(db.session, user, method_id))
     db.session.commit()
     flash("Contact method removed.", "success")
+    return redirect(url_for("ui.user_detail", user_id=user.id), code=303)
+
+
+@bp.post("/users/<int:user_id>/contacts/<int:method_id>/test")
+@login_required_role("viewer")
+def user_test_contact(user_id: int, method_id: int):
+    """Send a test page to one contact method through the outbox (admin or the user themselves)."""
+    user = get_user(db.session, user_id)
+    if not can_edit_rules(current_user, user):
+        abort(403)
+    method = get_contact_method(db.session, user, method_id)
+    try:
+        send_test_page(db.session, method, base_url=settings().base_url, now=utcnow())
+    except DomainError as exc:
+        db.session.rollback()
+        flash(f"Test not sent: {exc.message}", "error")
+        return _detail_page(user)[0], exc.status
+    db.session.commit()
+    flash(f"Test page queued to {method.channel}; the worker sends it like a real page "
+          "(recorded as suppressed while sending is disabled).", "success")
     return redirect(url_for("ui.user_detail", user_id=user.id), code=303)
 
 
