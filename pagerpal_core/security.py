@@ -66,6 +66,9 @@ _SECRET_PATTERNS = [
     re.compile(r"()\b(ppk_[A-Za-z0-9_-]{16,})"),
     # credentials inside URLs: scheme://user:password@host
     re.compile(r"(://[^/\s:@]+:)([^@\s/]+)(?=@)"),
+    # chat webhook URLs, whose path is the credential (Slack, Mattermost and look-alikes)
+    re.compile(r"(hooks\.slack\.com/)(\S+)"),
+    re.compile(r"(/hooks/)([A-Za-z0-9_-]{10,})"),
 ]
 REDACTED = "[REDACTED]"
 
@@ -97,6 +100,11 @@ def mask_destination(destination: str | None) -> str:
     """
     if not destination:
         return ""
+    if destination.lower().startswith(("http://", "https://")):
+        # A webhook URL: its path is the secret, only scheme and host stay readable.
+        scheme, _, rest = destination.partition("://")
+        host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+        return f"{scheme}://{host}/•••"
     if "@" in destination:
         local, _, domain = destination.partition("@")
         return (local[:1] + "•" * max(3, len(local) - 1)) + "@" + domain
@@ -113,8 +121,11 @@ FULL_DESTINATION_ROLES = ("admin", "responder")
 def destination_for(role: str | None, destination: str | None) -> str | None:
     """`destination` as a signed-in user with `role` may see it: in full, or masked for viewers.
 
+    Webhook URLs are masked for everyone: their path is a credential, like an API key.
+
     The one decision the API's user, contact-method and notification serializers share.
     """
-    if destination is None or role in FULL_DESTINATION_ROLES:
+    if destination is None or (role in FULL_DESTINATION_ROLES
+                               and not destination.lower().startswith(("http://", "https://"))):
         return destination
     return mask_destination(destination)

@@ -248,6 +248,9 @@ class Settings:
     smtp_from: str = _setting("SMTP_FROM", _text, "")
     smtp_security: str = _setting("SMTP_SECURITY", _smtp_security, "starttls")
     provider_timeout_seconds: float = _setting("PROVIDER_TIMEOUT_SECONDS", _positive_float, "10")
+    # Chat webhooks may post to private, loopback and link-local addresses (cloud metadata
+    # included) only when this is true: a webhook URL is otherwise a way to probe the inside.
+    webhook_allow_private: bool = _setting("WEBHOOK_ALLOW_PRIVATE", _bool, "false")
 
     alert_source_rate_limit_capacity: int = _setting("ALERT_SOURCE_RATE_LIMIT_CAPACITY", _positive_int, "120")
     alert_source_rate_limit_refill_per_second: float = _setting(

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from pagerpal_core.db import Base, UTCDateTime
 from pagerpal_core.timeutil import utcnow
 
-TARGET_TYPES = ("user", "schedule", "team")
+TARGET_TYPES = ("user", "schedule", "team", "team_webhook")
 
 
 class EscalationPolicy(Base):
@@ -54,14 +54,15 @@ class EscalationLevel(Base):
 
 
 class EscalationTarget(Base):
-    """Exactly one of user, schedule or team, as `target_type` says."""
+    """Exactly one of user, schedule or team, as `target_type` says (`team_webhook`: the team's chat webhook)."""
 
     __tablename__ = "escalation_targets"
     __table_args__ = (
         CheckConstraint(
             "(target_type = 'user' AND user_id IS NOT NULL AND schedule_id IS NULL AND team_id IS NULL)"
             " OR (target_type = 'schedule' AND schedule_id IS NOT NULL AND user_id IS NULL AND team_id IS NULL)"
-            " OR (target_type = 'team' AND team_id IS NOT NULL AND user_id IS NULL AND schedule_id IS NULL)",
+            " OR (target_type IN ('team', 'team_webhook') AND team_id IS NOT NULL AND user_id IS NULL"
+            " AND schedule_id IS NULL)",
             name="one_target"),
     )
 

@@ -40,7 +40,7 @@ class Notification(Base):
         CheckConstraint("status IN ('pending', 'sending', 'sent', 'suppressed', 'delivered', 'undeliverable',"
                         " 'failed', 'exhausted', 'cancelled', 'bundled')", name="status"),
         CheckConstraint("kind IN ('page', 'summary', 'test')", name="kind"),
-        CheckConstraint("channel IN ('sms', 'whatsapp', 'email')", name="channel"),
+        CheckConstraint("channel IN ('sms', 'whatsapp', 'email', 'webhook')", name="channel"),
         # The dispatch query: due pending rows in time order. Partial, so it stays tiny.
         Index("ix_notifications_due", "next_attempt_at", sqlite_where=text("status = 'pending'"),
               postgresql_where=text("status = 'pending'")),
@@ -63,7 +63,7 @@ class Notification(Base):
                                                     nullable=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True, index=True)
     channel: Mapped[str] = mapped_column(String(16))
-    destination: Mapped[str] = mapped_column(String(254))
+    destination: Mapped[str] = mapped_column(String(2000))  # a webhook URL is the longest
     # One page per (incident, paging pass, level, user, channel): a second writer of the same
     # page hits this unique key instead of queuing a duplicate.
     dedup_key: Mapped[str | None] = mapped_column(String(200), nullable=True, unique=True)

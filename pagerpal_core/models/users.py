@@ -11,7 +11,11 @@ from pagerpal_core.db import Base, UTCDateTime
 from pagerpal_core.timeutil import utcnow
 
 ROLES = ("admin", "responder", "viewer")
-CHANNELS = ("sms", "whatsapp", "email")
+CHANNELS = ("sms", "whatsapp", "email", "webhook")
+# How a webhook body is shaped: Slack/Mattermost `{"text": ...}`, or the incident as generic JSON.
+WEBHOOK_FORMATS = ("slack", "json")
+# A webhook destination is a URL; phones and mailboxes stay far below this.
+MAX_DESTINATION = 2000
 
 
 class User(Base):
@@ -70,13 +74,16 @@ class ContactMethod(Base):
     __tablename__ = "contact_methods"
     __table_args__ = (
         UniqueConstraint("user_id", "channel", "destination", name="uq_contact_methods_user_channel_dest"),
-        CheckConstraint("channel IN ('sms', 'whatsapp', 'email')", name="channel"),
+        CheckConstraint("channel IN ('sms', 'whatsapp', 'email', 'webhook')", name="channel"),
+        CheckConstraint("webhook_format IS NULL OR webhook_format IN ('slack', 'json')", name="webhook_format"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     channel: Mapped[str] = mapped_column(String(16))
-    destination: Mapped[str] = mapped_column(String(254))
+    destination: Mapped[str] = mapped_column(String(MAX_DESTINATION))
+    # Webhook methods only: the body shape (None means slack).
+    webhook_format: Mapped[str | None] = mapped_column(String(16), nullable=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -89,6 +96,9 @@ class Team(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(120), unique=True)
     description: Mapped[str] = mapped_column(String(1000), default="")
+    # The team's chat webhook, which an escalation level may target ("team_webhook").
+    webhook_url: Mapped[str | None] = mapped_column(String(MAX_DESTINATION), nullable=True)
+    webhook_format: Mapped[str | None] = mapped_column(String(16), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     memberships: Mapped[list[TeamMembership]] = relationship(

@@ -33,6 +33,8 @@ from pagerpal_core.services import maintenance
 from pagerpal_core.services.paging import page_users
 from pagerpal_core.services.targets import Recipient, resolve_targets
 from pagerpal_core.services.timeline import record_event
+from pagerpal_core.services.webhooks import page_team_webhooks
+from pagerpal_core.wakeup import notify_new_work
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,13 @@ def _page_level(session: Session, incident: Incident, level: EscalationLevel, *,
     recipients = resolve_targets(session, level, now)
     results = page_users(session, incident, [r.user for r in recipients], level=level.level_number, now=now,
                          base_url=base_url)
+    posted = page_team_webhooks(session, incident, level, now=now, base_url=base_url)
+    if posted:
+        record_event(session, incident, "webhook_paged",
+                     f"Level {level.level_number} posted to {', '.join(t.name for t, _ in posted)} chat webhook",
+                     actor=actor, detail={"level": level.level_number,
+                                          "notification_ids": [n.id for _, n in posted]}, now=now)
+        notify_new_work(session)
     reached = [(r, res) for r, res in zip(recipients, results, strict=True) if res.reached]
     unreachable = [r for r, res in zip(recipients, results, strict=True) if not res.reached]
     detail = {

@@ -60,7 +60,8 @@ POLICY_AUDIT_FIELDS = ("name", "description", "team_id", "repeat_count", "ack_ti
 
 
 def _target_audit(target: EscalationTarget) -> dict:
-    return {"type": target.target_type, "id": getattr(target, f"{target.target_type}_id", None)}
+    column = "team_id" if target.target_type == "team_webhook" else f"{target.target_type}_id"
+    return {"type": target.target_type, "id": getattr(target, column, None)}
 
 
 def _level_audit(level: EscalationLevel) -> dict:
@@ -179,7 +180,8 @@ def add_level(session: Session, policy: EscalationPolicy, *, level_number: int |
                             fields={"level_number": "already used in this policy"}):
         session.add(level)
     for kind, target_id in keys:
-        session.add(EscalationTarget(level_id=level.id, target_type=kind, **{f"{kind}_id": target_id}))
+        id_column = "team_id" if kind == "team_webhook" else f"{kind}_id"
+        session.add(EscalationTarget(level_id=level.id, target_type=kind, **{id_column: target_id}))
     session.flush()
     session.refresh(level, ["targets"])
     session.refresh(policy, ["levels"])
@@ -229,7 +231,7 @@ def _parse_target(session: Session, target, field: str, errors: dict) -> tuple[s
         kind = {User: "user", Schedule: "schedule", Team: "team"}[type(target)]
         target = {"type": kind, "id": target}
     if not isinstance(target, dict):
-        errors[field] = 'must be {"type": "user"|"schedule"|"team", "id": <id>}'
+        errors[field] = 'must be {"type": "user"|"schedule"|"team"|"team_webhook", "id": <id>}'
         return None
     kind = target.get("type")
     if kind not in TARGET_TYPES:
@@ -239,7 +241,10 @@ def _parse_target(session: Session, target, field: str, errors: dict) -> tuple[s
         row = lookup_active_user(session, target.get("id"), field, errors)
     else:
         row = lookup(session, Schedule if kind == "schedule" else Team, target.get("id"), field, errors,
-                     label=kind)
+                     label="team" if kind == "team_webhook" else kind)
+        if kind == "team_webhook" and row is not None and not row.webhook_url:
+            errors[field] = f"team {row.id} has no webhook URL"
+            return None
     return (kind, row.id) if row is not None else None
 
 
@@ -256,13 +261,14 @@ def add_target(session: Session, level: EscalationLevel, target) -> EscalationTa
     # (FOR UPDATE on PostgreSQL; SQLite transactions are serialised) and then look.
     session.flush()
     session.execute(select(EscalationLevel.id).where(EscalationLevel.id == level.id).with_for_update())
-    column = getattr(EscalationTarget, f"{kind}_id")
+    id_column = "team_id" if kind == "team_webhook" else f"{kind}_id"
+    column = getattr(EscalationTarget, id_column)
     existing = session.scalar(select(EscalationTarget.id).where(
         EscalationTarget.level_id == level.id, EscalationTarget.target_type == kind, column == target_id))
     if existing is not None:
         raise Conflict(f"level {level.level_number} already targets {kind} {target_id}",
                        fields={"target": "already a target of this level"}, detail={"target_id": existing})
-    row = EscalationTarget(level_id=level.id, target_type=kind, **{f"{kind}_id": target_id})
+    row = EscalationTarget(level_id=level.id, target_type=kind, **{id_column: target_id})
     session.add(row)
     session.flush()
     session.refresh(level, ["targets"])

@@ -27,6 +27,7 @@ from pagerpal_core.messages import render_page
 from pagerpal_core.models import ContactMethod, Incident, Notification, User
 from pagerpal_core.services import action_links, replies
 from pagerpal_core.services.notification_rules import effective_rules
+from pagerpal_core.services.webhooks import render_webhook
 from pagerpal_core.wakeup import notify_new_work
 
 log = logging.getLogger(__name__)
@@ -86,9 +87,14 @@ def queue_page(session: Session, incident: Incident, user: User, method: Contact
     """
     source_name = incident.alert_source.name if incident.alert_source is not None else None
     token = action_links.new_token() if signing.signing is not None else None
-    message = render_page(incident, method.channel, base_url=base_url, source_name=source_name,
-                          action_token=token,
-                          reply_code=signing.reply_code if method.channel in replies.PHONE_CHANNELS else None)
+    if method.channel == "webhook":
+        # A chat channel gets the incident as JSON; no personal action link goes to a shared room.
+        token = None
+        message = render_webhook(incident, base_url=base_url, fmt=method.webhook_format, source_name=source_name)
+    else:
+        message = render_page(incident, method.channel, base_url=base_url, source_name=source_name,
+                              action_token=token,
+                              reply_code=signing.reply_code if method.channel in replies.PHONE_CHANNELS else None)
     key_round = key_round or round_key(incident, level, user.id)
     row = Notification(
         incident_id=incident.id, user_id=user.id, channel=method.channel, destination=method.destination,

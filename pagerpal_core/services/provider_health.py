@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-CHANNELS = ("sms", "whatsapp", "email")
-PROVIDERS = {"sms": "infobip", "whatsapp": "infobip", "email": "smtp"}
+CHANNELS = ("sms", "whatsapp", "email", "webhook")
+# webhook: each contact method or team names its own URL, so there is nothing to configure.
+PROVIDERS = {"sms": "infobip", "whatsapp": "infobip", "email": "smtp", "webhook": "webhook"}
 
 # Settings each channel cannot send without: (env name, Settings field).
 REQUIRED_SETTINGS = {
@@ -18,6 +19,7 @@ REQUIRED_SETTINGS = {
     "whatsapp": (("INFOBIP_BASE_URL", "infobip_base_url"), ("INFOBIP_API_KEY", "infobip_api_key"),
                  ("INFOBIP_WHATSAPP_SENDER", "infobip_whatsapp_sender")),
     "email": (("SMTP_HOST", "smtp_host"), ("SMTP_FROM", "smtp_from")),
+    "webhook": (),
 }
 
 MODE_SAFE = "safe"   # NOTIFICATION_SENDING_ENABLED=false: pages recorded as suppressed, nobody called

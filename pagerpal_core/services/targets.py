@@ -30,6 +30,8 @@ def resolve_targets(session: Session, level: EscalationLevel, at: datetime) -> l
         if target.target_type == "user":
             user = session.get(User, target.user_id)
             people, via = ([user] if user is not None and user.active else []), "user"
+        elif target.target_type == "team_webhook":
+            continue  # a chat room, not a person: paged by webhooks.page_team_webhooks
         elif target.target_type == "schedule":
             schedule = session.get(Schedule, target.schedule_id)
             shift = who_is_on_call(session, schedule, at) if schedule is not None else None

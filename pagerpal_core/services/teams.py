@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 from pagerpal_core.db import Keyset, get_or_not_found, unique_or_conflict
 from pagerpal_core.errors import NotFound
 from pagerpal_core.models import Team, TeamMembership, User
+from pagerpal_core.security import mask_destination
 from pagerpal_core.services.audit import record_audit, snapshot
 from pagerpal_core.services.validation import UNSET, clean_text, lookup_active_user, raise_if
 from pagerpal_core.timeutil import utcnow
@@ -46,18 +47,34 @@ def create_team(session: Session, *, name: str, description: str = "", now: date
     return team
 
 
-def update_team(session: Session, team: Team, *, name=UNSET, description=UNSET) -> Team:
-    """Rename or re-describe a team; only the given fields change."""
+def update_team(session: Session, team: Team, *, name=UNSET, description=UNSET, webhook_url=UNSET,
+                webhook_format=UNSET) -> Team:
+    """Rename or re-describe a team, or set its chat webhook (`webhook_url` None clears it; format
+    "slack" or "json"); only the given fields change, nothing changes when any is invalid."""
+    from pagerpal_core.services.webhooks import webhook_format_problem, webhook_url_problem
+
     errors: dict = {}
     new_name = clean_text(name, "name", errors, max_len=120) if name is not UNSET else team.name
     new_description = (clean_text(description, "description", errors, max_len=1000, required=False)
                        if description is not UNSET else team.description)
+    new_url = team.webhook_url if webhook_url is UNSET else (webhook_url or None)
+    if webhook_url is not UNSET and webhook_url not in (None, ""):
+        problem = webhook_url_problem(webhook_url)
+        if problem:
+            errors["webhook_url"] = problem
+        else:
+            new_url = webhook_url.strip()
+    new_format = team.webhook_format if webhook_format is UNSET else (webhook_format or None)
+    if webhook_format is not UNSET and webhook_format_problem(webhook_format):
+        errors["webhook_format"] = webhook_format_problem(webhook_format)
     raise_if(errors, "invalid team")
-    before = snapshot(team, "name", "description")
+    # The webhook URL's path is a credential: the audit row records it masked.
+    before = {**snapshot(team, "name", "description"), "webhook_url": mask_destination(team.webhook_url)}
     with unique_or_conflict(session, f"a team named {new_name} already exists", fields={"name": "already in use"}):
         team.name, team.description = new_name, new_description
+        team.webhook_url, team.webhook_format = new_url, new_format
     record_audit(session, action="team.updated", object_type="team", object_id=team.id, before=before,
-                 after=snapshot(team, "name", "description"))
+                 after={**snapshot(team, "name", "description"), "webhook_url": mask_destination(team.webhook_url)})
     return team
 
 

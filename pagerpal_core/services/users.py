@@ -17,7 +17,7 @@ from pagerpal_core.locks import ADMIN_GUARD_LOCK_ID
 from pagerpal_core.models import AppState, ContactMethod, Incident, ScheduleEntry, TeamMembership, User
 from pagerpal_core.models.incidents import OPEN_STATUSES
 from pagerpal_core.models.users import CHANNELS, ROLES
-from pagerpal_core.security import hash_password, password_problem, verify_password
+from pagerpal_core.security import hash_password, mask_destination, password_problem, verify_password
 from pagerpal_core.services.audit import record_audit, snapshot
 from pagerpal_core.services.timeline import record_event
 from pagerpal_core.services.validation import UNSET, clean_text, clean_timezone, raise_if, text_problem
@@ -48,6 +48,12 @@ def validate_contact(channel, destination) -> str | None:
         return "must be an email address"
     if channel in ("sms", "whatsapp") and not E164_RE.match(destination):
         return "must be an E.164 phone number such as +14155550123"
+    if channel == "webhook":
+        from pagerpal_core.services.webhooks import webhook_url_problem  # webhooks imports models only
+
+        return webhook_url_problem(destination)
+    if len(destination) > 254:
+        return "must be at most 254 characters"
     return None
 
 
@@ -399,9 +405,18 @@ def _contact_problem(channel, destination) -> dict:
     return {"channel" if problem.startswith("channel must") else "destination": problem}
 
 
+def _contact_audit(method: ContactMethod, *extra: str) -> dict:
+    """The audit snapshot of a contact method; a webhook URL's secret path is masked."""
+    values = snapshot(method, *extra, *CONTACT_AUDIT_FIELDS)
+    if method.channel == "webhook":
+        values["destination"] = mask_destination(method.destination)
+    return values
+
+
 def _save_contact(session: Session, method: ContactMethod) -> ContactMethod:
     # The unique key on (user, channel, destination) decides duplicates.
-    with unique_or_conflict(session, f"this user already has {method.channel} contact {method.destination}",
+    shown = mask_destination(method.destination) if method.channel == "webhook" else method.destination
+    with unique_or_conflict(session, f"this user already has {method.channel} contact {shown}",
                             fields={"destination": "this user already has that contact method"}):
         session.add(method)
     return method
@@ -415,35 +430,51 @@ def get_contact_method(session: Session, user: User, method_id: int) -> ContactM
 
 
 def add_contact_method(session: Session, user: User, *, channel: str, destination: str,
-                       enabled: bool = True) -> ContactMethod:
-    """Add a way to reach `user`: sms/whatsapp to an E.164 number, or email."""
-    raise_if(_contact_problem(channel, destination), "invalid contact method")
+                       enabled: bool = True, webhook_format: str | None = None) -> ContactMethod:
+    """Add a way to reach `user`: sms/whatsapp to an E.164 number, email, or a chat webhook URL
+    (`webhook_format` "slack" — the default — or "json")."""
+    from pagerpal_core.services.webhooks import webhook_format_problem
+
+    errors = _contact_problem(channel, destination)
+    if webhook_format_problem(webhook_format):
+        errors["webhook_format"] = webhook_format_problem(webhook_format)
+    elif webhook_format and channel != "webhook":
+        errors["webhook_format"] = "only for channel webhook"
+    raise_if(errors, "invalid contact method")
     method = _save_contact(session, ContactMethod(user_id=user.id, channel=channel,
-                                                  destination=destination.strip(), enabled=bool(enabled)))
+                                                  destination=destination.strip(), enabled=bool(enabled),
+                                                  webhook_format=webhook_format or None))
     record_audit(session, action="contact_method.created", object_type="contact_method", object_id=method.id,
-                 after=snapshot(method, *CONTACT_AUDIT_FIELDS))
+                 after=_contact_audit(method))
     return method
 
 
 def update_contact_method(session: Session, method: ContactMethod, *, channel=UNSET, destination=UNSET,
-                          enabled=UNSET) -> ContactMethod:
-    """Change a contact method's channel, destination or on/off switch."""
+                          enabled=UNSET, webhook_format=UNSET) -> ContactMethod:
+    """Change a contact method's channel, destination, on/off switch or webhook body format."""
+    from pagerpal_core.services.webhooks import webhook_format_problem
+
     channel = method.channel if channel is UNSET else channel
     destination = method.destination if destination is UNSET else destination
-    raise_if(_contact_problem(channel, destination), "invalid contact method")
-    before = snapshot(method, *CONTACT_AUDIT_FIELDS)
+    errors = _contact_problem(channel, destination)
+    if webhook_format is not UNSET and webhook_format_problem(webhook_format):
+        errors["webhook_format"] = webhook_format_problem(webhook_format)
+    raise_if(errors, "invalid contact method")
+    before = _contact_audit(method)
+    if webhook_format is not UNSET:
+        method.webhook_format = webhook_format or None
     method.channel, method.destination = channel, destination.strip()
     if enabled is not UNSET:
         method.enabled = bool(enabled)
     _save_contact(session, method)
     record_audit(session, action="contact_method.updated", object_type="contact_method", object_id=method.id,
-                 before=before, after=snapshot(method, *CONTACT_AUDIT_FIELDS))
+                 before=before, after=_contact_audit(method))
     return method
 
 
 def remove_contact_method(session: Session, method: ContactMethod) -> None:
     """Delete a contact method; notifications already written keep their destination."""
-    before = snapshot(method, "id", *CONTACT_AUDIT_FIELDS)
+    before = _contact_audit(method, "id")
     session.delete(method)
     session.flush()
     record_audit(session, action="contact_method.deleted", object_type="contact_method", object_id=before["id"],

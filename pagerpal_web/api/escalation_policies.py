@@ -21,7 +21,7 @@ LEVEL_FIELDS = {"level_number", "delay_minutes", "targets"}
 def serialize_target(target: EscalationTarget) -> dict:
     """A level's target as JSON: its type and the id of the user, schedule or team."""
     target_id = {"user": target.user_id, "schedule": target.schedule_id,
-                 "team": target.team_id}[target.target_type]
+                 "team": target.team_id, "team_webhook": target.team_id}[target.target_type]
     return {"id": target.id, "type": target.target_type, "target_id": target_id}
 
 

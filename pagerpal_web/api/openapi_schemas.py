@@ -14,7 +14,7 @@ from pagerpal_core.models.escalation import TARGET_TYPES
 from pagerpal_core.models.heartbeats import HEARTBEAT_STATES
 from pagerpal_core.models.incidents import SEVERITIES, STATUSES
 from pagerpal_core.models.notifications import MAX_RULE_DELAY_MINUTES, NOTIFICATION_STATUSES
-from pagerpal_core.models.users import CHANNELS, ROLES
+from pagerpal_core.models.users import CHANNELS, ROLES, WEBHOOK_FORMATS
 from pagerpal_core.services.heartbeats import MAX_GRACE_SECONDS, MAX_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS
 
 # --- schema building blocks ----------------------------------------------------------------
@@ -99,10 +99,13 @@ SCHEMAS = {
         detail=ANY_OBJECT)),
     "UserRef": all_required(id=ID, name=STR, email=STR, active=BOOL),
     "ContactMethod": all_required(id=ID, channel=enum(CHANNELS), destination=STR, enabled=BOOL,
-                                  created_at=TS),
+                                  created_at=TS, webhook_format=nullable(enum(WEBHOOK_FORMATS))),
     "ContactMethodCreate": obj(("channel", "destination"), channel=enum(CHANNELS), enabled=BOOL,
-                               destination={"type": "string", "description": "E.164 for sms/whatsapp"}),
-    "ContactMethodUpdate": obj((), channel=enum(CHANNELS), destination=STR, enabled=BOOL),
+                               destination={"type": "string", "description": "E.164 for sms/whatsapp, "
+                                            "an http(s) URL for webhook"},
+                               webhook_format=nullable(enum(WEBHOOK_FORMATS))),
+    "ContactMethodUpdate": obj((), channel=enum(CHANNELS), destination=STR, enabled=BOOL,
+                               webhook_format=nullable(enum(WEBHOOK_FORMATS))),
     "User": all_required(id=ID, email=STR, name=STR, role=enum(ROLES), active=BOOL, can_log_in=BOOL,
                          timezone=STR, contact_methods=array(ref("ContactMethod")), created_at=TS,
                          deactivated_at=nullable(TS)),
@@ -120,9 +123,15 @@ SCHEMAS = {
     "OnCallNow": all_required(schedule=ref("ScheduleRef"), on_call=nullable(ref("Shift"))),
     "OnCallEverywhere": all_required(at=TS, items=array(ref("OnCallNow"))),
     "ScheduleOnCall": all_required(at=TS, schedule_id=ID, on_call=nullable(ref("Shift"))),
-    "Team": all_required(id=ID, name=STR, description=STR, members=array(ref("UserRef")), created_at=TS),
+    "Team": all_required(id=ID, name=STR, description=STR, members=array(ref("UserRef")), created_at=TS,
+                         webhook_url=nullable({"type": "string", "description": "masked: scheme and host only"}),
+                         webhook_format=nullable(enum(WEBHOOK_FORMATS))),
     "TeamCreate": obj(("name",), name=NAME, description=TEXT),
-    "TeamUpdate": obj((), name=NAME, description=TEXT),
+    "TeamUpdate": obj((), name=NAME, description=TEXT,
+                      webhook_url=nullable({"type": "string", "maxLength": 2000, "description":
+                                            "http(s) chat webhook; private addresses refused unless "
+                                            "WEBHOOK_ALLOW_PRIVATE=true; null clears it"}),
+                      webhook_format=nullable(enum(WEBHOOK_FORMATS))),
     "MemberAdd": obj(("user_id",), user_id=ID),
     "Participant": all_required(id=ID, user_id=ID, position=INT),
     "Rotation": all_required(id=ID, schedule_id=ID, name=STR, shift_length=INT,

@@ -5,6 +5,7 @@ from functools import partial
 from flask import jsonify
 
 from pagerpal_core.models import Team
+from pagerpal_core.security import mask_destination
 from pagerpal_core.services.teams import (
     add_team_member,
     create_team,
@@ -25,7 +26,10 @@ from pagerpal_web.extensions import db
 def serialize_team(team: Team) -> dict:
     """A team as JSON with its members."""
     return {"id": team.id, "name": team.name, "description": team.description,
-            "members": [user_ref(m.user) for m in team.memberships], "created_at": ts(team.created_at)}
+            "members": [user_ref(m.user) for m in team.memberships], "created_at": ts(team.created_at),
+            # The webhook URL's path is its credential: shown masked, like a key after creation.
+            "webhook_url": mask_destination(team.webhook_url) or None,
+            "webhook_format": team.webhook_format}
 
 
 @bp.get("/teams")
@@ -51,8 +55,8 @@ def read_team(team_id: int):
 
 @bp.patch("/teams/<int:team_id>")
 def update_team_view(team_id: int):
-    """Rename or re-describe a team."""
-    data = body_fields({"name", "description"})
+    """Rename or re-describe a team, or set its chat webhook (webhook_url, webhook_format)."""
+    data = body_fields({"name", "description", "webhook_url", "webhook_format"})
     team = update_team(db.session, get_team(db.session, team_id), **data)
     db.session.commit()
     return jsonify(serialize_team(team))

@@ -43,14 +43,15 @@ from pagerpal_web.extensions import db
 
 USER_FIELDS = {"email", "name", "role", "password", "timezone", "contact_methods"}
 UPDATE_FIELDS = {"email", "name", "role", "password", "timezone"}
-CONTACT_FIELDS = {"channel", "destination", "enabled"}
+CONTACT_FIELDS = {"channel", "destination", "enabled", "webhook_format"}
 
 
 def serialize_contact(method: ContactMethod) -> dict:
     """A contact method; its destination masked for viewers (core's destination_for decides)."""
     return {"id": method.id, "channel": method.channel,
             "destination": destination_for(current_api_user().role, method.destination),
-            "enabled": method.enabled, "created_at": ts(method.created_at)}
+            "enabled": method.enabled, "created_at": ts(method.created_at),
+            "webhook_format": method.webhook_format}
 
 
 def serialize_user(user: User) -> dict:

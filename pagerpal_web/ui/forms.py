@@ -81,7 +81,7 @@ class NoteForm(ActingAsForm):
 
 ROLE_CHOICES = [("responder", "Responder — incident actions"), ("viewer", "Viewer — read only"),
                 ("admin", "Admin — configuration")]
-CHANNEL_CHOICES = [("sms", "SMS"), ("whatsapp", "WhatsApp"), ("email", "Email")]
+CHANNEL_CHOICES = [("sms", "SMS"), ("whatsapp", "WhatsApp"), ("email", "Email"), ("webhook", "Chat webhook (URL)")]
 
 
 class UserForm(FlaskForm):
@@ -102,7 +102,7 @@ class RoleForm(FlaskForm):
 
 class ContactForm(FlaskForm):
     channel = SelectField("Channel", choices=choice_list(CHANNEL_CHOICES))
-    destination = StringField("Phone (E.164) or email", validators=[DataRequired(), Length(max=254)])
+    destination = StringField("Phone (E.164), email or webhook URL", validators=[DataRequired(), Length(max=2000)])
 
 
 # --- teams and schedules ---------------------------------------------------------------
@@ -110,6 +110,12 @@ class ContactForm(FlaskForm):
 class TeamForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=120)])
     description = StringField("Description", validators=[Optional(), Length(max=1000)])
+
+
+class TeamWebhookForm(FlaskForm):
+    webhook_url = StringField("Chat webhook URL (blank removes it)", validators=[Optional(), Length(max=2000)])
+    webhook_format = SelectField("Body", choices=[("slack", 'Slack/Mattermost {"text": …}'),
+                                                  ("json", "Generic JSON (incident fields)")])
 
 
 class MemberForm(FlaskForm):

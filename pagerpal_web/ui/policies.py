@@ -31,6 +31,8 @@ def target_choices() -> list:
                 for s in list_schedules(db.session)]
     choices += [(f"team:{t.id}", f"Team: {t.name} (on call in its schedules)")
                 for t in list_teams(db.session)]
+    choices += [(f"team_webhook:{t.id}", f"Team chat: {t.name} (its webhook)")
+                for t in list_teams(db.session) if t.webhook_url]
     choices += [(f"user:{u.id}", f"Person: {u.name}")
                 for u in list_active_users(db.session)]
     return choice_list(choices)
@@ -54,7 +56,8 @@ def describe_targets(level) -> list[str]:
             names.append(f"schedule {schedule.name if schedule else '?'}")
         else:
             team = db.session.get(Team, target.team_id)
-            names.append(f"team {team.name if team else '?'}")
+            what = "team chat webhook" if target.target_type == "team_webhook" else "team"
+            names.append(f"{what} {team.name if team else '?'}")
     return names
 
 

@@ -22,7 +22,7 @@ from pagerpal_web.auth import login_required_role
 from pagerpal_web.extensions import db
 from pagerpal_web.ui import bp
 from pagerpal_web.ui.common import active_user_choices, form_action, form_status
-from pagerpal_web.ui.forms import MemberForm, TeamForm
+from pagerpal_web.ui.forms import MemberForm, TeamForm, TeamWebhookForm
 
 
 def _list_page(form: TeamForm):
@@ -51,15 +51,18 @@ def create_team_view():
         then=lambda team: url_for("ui.team_detail", team_id=team.id))
 
 
-def _detail_page(team, *, form=None, member_form=None):
+def _detail_page(team, *, form=None, member_form=None, webhook_form=None):
     form = form or TeamForm(prefix="team", data={"name": team.name, "description": team.description})
+    webhook_form = webhook_form or TeamWebhookForm(prefix="webhook", formdata=None,
+                                                   data={"webhook_format": team.webhook_format or "slack"})
     member_form = member_form or MemberForm(prefix="member")
     member_form.user_id.choices = active_user_choices(blank="choose…")
     schedules = list_schedules(db.session, team=team)
     policies = list_policies(db.session, team=team)
-    status = max(form_status(form), form_status(member_form))
+    status = max(form_status(form), form_status(member_form), form_status(webhook_form))
     return render_template("team_detail.html", team=team, members=list_team_members(db.session, team),
                            form=form, member_form=member_form, schedules=schedules, policies=policies,
+                           webhook_form=webhook_form,
                            on_call=team_on_call(db.session, team, utcnow())), status
 
 
@@ -79,6 +82,19 @@ def update_team_view(team_id: int):
     return form_action(
         lambda: update_team(db.session, team, name=form.name.data, description=form.description.data or ""),
         form=form, page=lambda form: _detail_page(team, form=form), done="Team saved.",
+        then=url_for("ui.team_detail", team_id=team_id))
+
+
+@bp.post("/teams/<int:team_id>/webhook")
+@login_required_role("admin")
+def team_webhook_view(team_id: int):
+    """Set or remove the team's chat webhook, which escalation levels may target."""
+    team = get_team(db.session, team_id)
+    form = TeamWebhookForm(prefix="webhook")
+    return form_action(
+        lambda: update_team(db.session, team, webhook_url=(form.webhook_url.data or "").strip() or None,
+                            webhook_format=form.webhook_format.data),
+        form=form, page=lambda form: _detail_page(team, webhook_form=form), done="Team webhook saved.",
         then=url_for("ui.team_detail", team_id=team_id))
 
 

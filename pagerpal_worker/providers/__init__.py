@@ -12,18 +12,20 @@ from pagerpal_worker.providers.base import OutboundMessage, Sender, SendResult
 from pagerpal_worker.providers.errors import NotConfiguredSender
 from pagerpal_worker.providers.infobip import InfobipSmsSender, InfobipWhatsAppSender
 from pagerpal_worker.providers.smtp import SmtpSender
+from pagerpal_worker.providers.webhook import WebhookSender
 
 SENDERS = {
     "sms": InfobipSmsSender,
     "whatsapp": InfobipWhatsAppSender,
     "email": SmtpSender,
+    "webhook": WebhookSender,
 }
 
 __all__ = ["SENDERS", "build_senders", "OutboundMessage", "Sender", "SendResult", "NotConfiguredSender"]
 
 
 def build_senders(settings) -> dict[str, Sender]:
-    """One sender per channel (sms, whatsapp, email) from `settings`."""
+    """One sender per channel (sms, whatsapp, email, webhook) from `settings`."""
     senders: dict[str, Sender] = {}
     for channel in CHANNELS:
         missing = missing_settings(settings, channel)

@@ -81,7 +81,7 @@ def test_contact_methods(client, admin, make_account):
     again = client.post(base, headers=admin, json={"channel": "whatsapp", "destination": "+447700900123"})
     assert again.status_code == 409
     assert client.post(base, headers=admin, json={"channel": "pigeon", "destination": "x"}).json["error"][
-        "fields"] == {"channel": "channel must be one of sms, whatsapp, email"}
+        "fields"] == {"channel": "channel must be one of sms, whatsapp, email, webhook"}
     assert client.post(base, headers=admin, json={"channel": "sms", "destination": "12"}).status_code == 422
     off = client.patch(f"{base}/{method_id}", headers=admin, json={"enabled": False})
     assert off.status_code == 200 and off.json["enabled"] is False

@@ -182,7 +182,7 @@ UI_POST_ENDPOINTS = [
     "ui.user_add_contact", "ui.user_delete_contact", "ui.user_deactivate", "ui.user_reactivate",
     "ui.user_role", "ui.create_heartbeat_view", "ui.delete_heartbeat_view",
     "ui.create_calendar_feed_view", "ui.revoke_calendar_feed_view",
-    "ui.user_notification_rules",
+    "ui.user_notification_rules", "ui.user_test_contact", "ui.team_webhook_view",
     "ui.create_maintenance_view", "ui.end_maintenance_view", "ui.delete_maintenance_view",
 ]
 
