@@ -38,7 +38,7 @@ from pagerpal_core.models import (
     User,
 )
 from pagerpal_core.models.maintenance import MaintenanceHold
-from pagerpal_core.security import mask_destination
+from pagerpal_core.security import clip, mask_destination
 from pagerpal_core.services.notification_rules import effective_rules
 from pagerpal_core.services.simulate import _explain
 from pagerpal_core.timeutil import isoformat
@@ -55,6 +55,8 @@ NOTIFICATION_KINDS = {
     "notification_failover", "notification_bundled", "notification_retry", "notification_suppressed",
 }
 CHANNEL_WORDS = {"sms": "SMS", "whatsapp": "WhatsApp", "email": "email"}
+# A provider error in a sentence is cut to this length (the JSON keeps `last_error` whole).
+ERROR_CLIP = 300
 
 
 def _hm(value: datetime | None) -> str:
@@ -151,9 +153,10 @@ def _notification(row: Notification, events: list[IncidentEvent]) -> TraceNotifi
     if row.delivered_at:
         parts.append(f"receipt: delivered at {_hm(row.delivered_at)}")
     elif row.status == "undeliverable":
-        parts.append(f"receipt: undeliverable ({row.provider_status or row.last_error or 'no reason given'})")
+        why = row.provider_status or clip(row.last_error, ERROR_CLIP) or "no reason given"
+        parts.append(f"receipt: undeliverable ({why})")
     if row.last_error and row.status != "undeliverable":
-        parts.append(f"last error: {row.last_error}")
+        parts.append(f"last error: {clip(row.last_error, ERROR_CLIP)}")
     if row.failed_over_at:
         parts.append(f"failed over to the next contact method at {_hm(row.failed_over_at)}")
     if row.status == "bundled":

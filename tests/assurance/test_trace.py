@@ -126,3 +126,19 @@ def test_trace_api_is_readable_by_viewers_and_404s_for_unknown_incidents(app, cl
     assert body["steps"][1]["people"][0]["name"] == "Ada"
     assert client.get("/api/v1/incidents/987654/trace", headers=accounts["viewer"]).status_code == 404
     assert client.get(f"/api/v1/incidents/{incident_id}/trace").status_code == 401
+
+
+def test_a_long_provider_error_is_clipped_in_the_sentence(session):
+    from sqlalchemy import select
+
+    from pagerpal_core.models import Notification
+
+    world = make_world(session)
+    incident = open_incident(session, world.source, now=T0)
+    row = session.scalars(select(Notification).where(Notification.incident_id == incident.id)).first()
+    row.status, row.attempts, row.last_error = "exhausted", 3, "provider said: " + "x" * 900
+    session.commit()
+    trace = _trace(session, incident.id)
+    (paged,) = [s for s in trace["steps"] if s["kind"] == "paged"]
+    texts = [n["text"] for p in paged["people"] for n in p["notifications"]]
+    assert any("x" * 250 in t for t in texts) and not any("x" * 400 in t for t in texts)
