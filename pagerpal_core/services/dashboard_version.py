@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from pagerpal_core.models import (
     AlertSource,
+    AppState,
     ContactMethod,
     EscalationLevel,
     EscalationPolicy,
@@ -35,6 +36,8 @@ from pagerpal_core.models import (
     TeamMembership,
     User,
 )
+from pagerpal_core.services.maintenance import maintenance_version
+from pagerpal_core.services.self_test import STATE_KEY as SELF_TEST_KEY
 
 # Tables the dashboard reads, directly or through the checklist, the on-call card and the warnings.
 WATCHED = (Incident, IncidentEvent, Notification, User, ContactMethod, AlertSource, EscalationPolicy,
@@ -63,6 +66,9 @@ def dashboard_version(session: Session, *, now: datetime, viewer: User | None) -
                                              RotationParticipant.user_id)
                                       .order_by(RotationParticipant.rotation_id, RotationParticipant.position))
                       .all()))
+    # Maintenance windows (created, ended early, deleted) and the last end-to-end self-test.
+    parts.append(repr((maintenance_version(session), session.scalar(
+        select(AppState.value).where(AppState.key == SELF_TEST_KEY)))))
     if viewer is not None:
         parts.append(repr((viewer.id, viewer.role, viewer.timezone, viewer.name, viewer.auth_version)))
     parts.append(now.strftime("%Y-%m-%dT%H:%M"))

@@ -22,7 +22,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, exists, or_, select
+from sqlalchemy import delete, exists, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from pagerpal_core.db import MAX_ROW_ID, is_postgres
@@ -241,6 +241,12 @@ def delete_window(session: Session, window: MaintenanceWindow, *, actor: User | 
     kwargs = {"actor": actor} if isinstance(actor, User) else {}
     record_audit(session, action="maintenance_window.deleted", object_type="maintenance_window",
                  object_id=window_id, before=before, now=now, **kwargs)
+
+
+def maintenance_version(session: Session) -> tuple:
+    """What changes when a window is created, ended or deleted (for the dashboard's ETag)."""
+    return tuple(session.execute(select(func.count(MaintenanceWindow.id), func.max(MaintenanceWindow.id),
+                                        func.max(MaintenanceWindow.ended_at))).one())
 
 
 # --- the worker's step -------------------------------------------------------------------------
