@@ -74,7 +74,8 @@ STEPS: tuple[Step, ...] = (
     Step("escalation", escalate.run, batch_limit=50, enabled=lambda s: s.escalation_worker_enabled,
          description="page the next level of triggered incidents whose delay has passed"),
     # Before dispatch, so the pages of an incident a window held back go out in the same cycle.
-    Step("maintenance", maintenance.run, batch_limit=50,
+    # At most once a second: a window ends on a minute, and NOTIFY wake-ups (new pages) skip it.
+    Step("maintenance", maintenance.run, batch_limit=50, every_seconds=1.0,
          description="page the incidents a maintenance window held back once the window is over"),
     # Before dispatch, so a missed heartbeat's pages go out in the same cycle.
     Step("heartbeat_monitors", heartbeat_monitors.run, batch_limit=50,
