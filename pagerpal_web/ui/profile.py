@@ -11,8 +11,8 @@ from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
 from pagerpal_core.security import MIN_PASSWORD_LENGTH, mask_destination
+from pagerpal_core.services.delivery_health import contact_outcomes, send_test_page
 from pagerpal_core.services.profile import change_own_password, update_profile
-from pagerpal_core.services.sample_pages import queue_test_notification
 from pagerpal_core.services.users import (
     add_contact_method,
     get_contact_method,
@@ -58,7 +58,8 @@ def _profile_page(*, details=None, password=None, contact=None):
              "password": password or PasswordChangeForm(prefix="password", formdata=None),
              "contact": contact or ContactForm(prefix="contact", formdata=None)}
     status = max(form_status(f) for f in forms.values())
-    return render_template("profile.html", me=me, forms=forms), status
+    return render_template("profile.html", me=me, forms=forms,
+                           outcomes=contact_outcomes(db.session, list(me.contact_methods))), status
 
 
 @bp.get("/profile")
@@ -123,8 +124,8 @@ def profile_test_contact(method_id: int):
     """Queue a test page to one of my contact methods (the worker sends it like a real page)."""
     def send():
         method = get_contact_method(db.session, _me(), method_id)
-        queue_test_notification(db.session, channel=method.channel, destination=method.destination,
-                                base_url=settings().base_url, now=utcnow(), actor=_me().email)
+        # A `test` row for this very contact method, so its outcome shows as the method's last.
+        send_test_page(db.session, method, base_url=settings().base_url, now=utcnow())
         return method
     return form_action(send, then=url_for("ui.profile"),
                        done=lambda m: f"Test page queued to {m.channel} {mask_destination(m.destination)}; "

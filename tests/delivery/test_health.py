@@ -183,3 +183,17 @@ def test_a_channel_whose_recent_sends_fail_is_degraded(session, make_app):
     login(client, admin.email)
     html = client.get("/settings").get_data(as_text=True)
     assert html.count("channel-degraded") == 1 and "3 of 3 sends in the last 60 min failed" in html
+
+
+def test_profile_send_test_queues_a_test_row_for_that_method(session, app, client, make_account):
+    make_account(role="admin")
+    me = make_account(contacts=[{"channel": "email", "destination": "me@acme.test"}])
+    login(client, me.email)
+    html = client.get("/profile").get_data(as_text=True)
+    method_id = read(session, lambda: session.scalar(select(ContactMethod.id).where(ContactMethod.user_id == me.id)))
+    assert f'id="my-outcome-{method_id}"' in html and "last: never paged" in html
+    response = client.post(f"/profile/contacts/{method_id}/test", data={"csrf_token": csrf_token_from(html)})
+    assert response.status_code in (302, 303)
+    rows = read(session, lambda: session.scalars(select(Notification)).all())
+    assert [(r.kind, r.contact_method_id, r.user_id) for r in rows] == [("test", method_id, me.id)]
+    assert "last: pending" in client.get("/profile").get_data(as_text=True)
