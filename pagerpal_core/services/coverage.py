@@ -102,7 +102,9 @@ def on_call_now(session: Session, *, now: datetime) -> list[OnCallNow]:
 def schedules_used_by_policies(session: Session) -> list[Schedule]:
     """Schedules an escalation level pages, directly or through its team, by name."""
     direct = select(EscalationTarget.schedule_id).where(EscalationTarget.schedule_id.is_not(None))
-    via_team = select(EscalationTarget.team_id).where(EscalationTarget.team_id.is_not(None))
+    # A team_webhook target posts to the team's chat; it does not page the team's schedules.
+    via_team = select(EscalationTarget.team_id).where(EscalationTarget.team_id.is_not(None),
+                                                      EscalationTarget.target_type == "team")
     return list(session.scalars(select(Schedule).where(or_(Schedule.id.in_(direct), Schedule.team_id.in_(via_team)))
                                 .order_by(Schedule.name, Schedule.id)))
 
