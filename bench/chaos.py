@@ -266,8 +266,9 @@ def main() -> int:
           f"leader killed -9 {len(r['in_flight_at_kills'])}x")
     print(f"  delivered: {r['delivered']}/{r['incidents']}")
     print(f"  exhausted: {r['exhausted']} (must be 0)")
-    print(f"  extra messages: {r['extra']} ≤ bound {bound} (sends timed out {r['timeouts']}, of them planned "
-          f"hangs {r['hung']}; + in flight at kills {'+'.join(map(str, r['in_flight_at_kills'])) or '0'})")
+    # Timeouts are counted from the workers' logs; a hang in flight at a kill is in the kill's count.
+    print(f"  extra messages: {r['extra']} ≤ bound {bound} (sends the workers timed out on {r['timeouts']} "
+          f"[the provider hung {r['hung']}] + in flight at kills {'+'.join(map(str, r['in_flight_at_kills'])) or '0'})")
     print(f"  took {r['elapsed']:.0f} s; pages by status: {r['statuses']}")
     print(f"  machine: {machine()}")
     ok = r["delivered"] == r["incidents"] and r["exhausted"] == 0 and r["extra"] <= bound
