@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from pagerpal_core.models import User
 from pagerpal_core.schema import head_revisions
-from pagerpal_core.services.provider_health import provider_health
+from pagerpal_core.services.provider_health import REQUIRED_SETTINGS, provider_health
 from pagerpal_core.services.system import list_job_health
 from pagerpal_core.settings import Settings, secret_key_problem
 
@@ -111,7 +111,9 @@ def check_allowed_origins(settings: Settings) -> Check:
 def check_providers(settings: Settings) -> Check:
     """With sending enabled, at least one channel can actually send."""
     # provider_health is what the worker's senders and /settings use: "configured" agrees.
-    channels = provider_health(settings)
+    # Webhooks need no setting (each contact method or team names its URL), so they cannot make
+    # sending "ready" on their own: people are paged by SMS, WhatsApp or email.
+    channels = [h for h in provider_health(settings) if REQUIRED_SETTINGS[h.channel]]
     ready = [health.channel for health in channels if health.configured]
     if not settings.notification_sending_enabled:
         return Check("providers", WARN, "NOTIFICATION_SENDING_ENABLED is false: pages are recorded "
