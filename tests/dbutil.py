@@ -2,7 +2,7 @@
 
 SQLite: the template file is copied per test (a file copy is cheap). PostgreSQL:
 `CREATE DATABASE ... TEMPLATE` costs a few hundred milliseconds, so each test process
-keeps a pool of migrated databases and empties one with `TRUNCATE ... RESTART IDENTITY`
+keeps a pool of migrated databases and empties one (DELETE, sequences restarted)
 when a test is done with it; a database a test changed beyond its rows (schema,
 migration version) is dropped instead of reused.
 """
@@ -117,9 +117,12 @@ def reset_pg_database(name: str, expected: tuple) -> bool:
             if _schema_fingerprint(conn) != expected:
                 return False
             tables = [t for t in expected[0] if t != "alembic_version"]
-            if tables:
-                conn.execute(sa.text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables)
-                                     + " RESTART IDENTITY CASCADE"))
+            # DELETE is much cheaper than TRUNCATE for tables this small (TRUNCATE makes new
+            # files for every table); replica mode skips foreign-key and audit triggers.
+            conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
+            conn.execute(sa.text("; ".join(f'DELETE FROM "{t}"' for t in tables)))
+            conn.execute(sa.text("SELECT setval(c.oid, 1, false) FROM pg_class c "
+                                 "WHERE c.relkind = 'S' AND c.relnamespace = 'public'::regnamespace"))
         return True
     except sa.exc.SQLAlchemyError:
         return False
