@@ -117,6 +117,25 @@ def postgres_unavailable_reason() -> str | None:
 
 # --- gunicorn ----------------------------------------------------------------------------
 
+def add_serving_arguments(parser) -> None:
+    """The options every HTTP ingestion bench shares: backend and gunicorn shape."""
+    parser.add_argument("--backend", choices=("both", *BACKENDS), default="both")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
+
+
+def chosen_backends(args) -> tuple[str, ...] | None:
+    """The backends `args.backend` names, or None (after saying why) when PostgreSQL is asked
+    for and not reachable."""
+    backends = BACKENDS if args.backend == "both" else (args.backend,)
+    if "postgresql" in backends:
+        reason = postgres_unavailable_reason()
+        if reason:
+            print(f"cannot run on PostgreSQL: {reason}", file=sys.stderr)
+            return None
+    return backends
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -29,12 +29,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (  # noqa: E402
-    BACKENDS,
     Gunicorn,
     ScratchDatabase,
+    add_serving_arguments,
+    chosen_backends,
     http_senders,
     machine,
-    postgres_unavailable_reason,
     raw_senders,
     report,
     run_concurrently,
@@ -167,16 +167,11 @@ def main(argv=None) -> int:
     parser.add_argument("--alerts", type=int, default=10_000)
     parser.add_argument("--keys", type=int, default=100)
     parser.add_argument("--senders", type=int, default=8)
-    parser.add_argument("--backend", choices=("both", *BACKENDS), default="both")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
-    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
+    add_serving_arguments(parser)
     args = parser.parse_args(argv)
-    backends = BACKENDS if args.backend == "both" else (args.backend,)
-    if "postgresql" in backends:
-        reason = postgres_unavailable_reason()
-        if reason:
-            print(f"cannot run on PostgreSQL: {reason}", file=sys.stderr)
-            return 2
+    backends = chosen_backends(args)
+    if backends is None:
+        return 2
     ok, summary = True, {}
     for backend in backends:
         passed, ratios = run_backend(backend, args)

@@ -23,6 +23,7 @@ from pagerpal_core.models import Schedule
 from pagerpal_core.services import schedules
 from pagerpal_core.services.alert_sources import create_alert_source
 from pagerpal_core.timeutil import utcnow
+from pagerpal_web.config import settings
 from pagerpal_web.extensions import db
 from tests.web.test_ui_pages import MAIN_PAGES, build_world, fill, signed_in
 
@@ -198,11 +199,19 @@ def _endpoint_of(app, action: str) -> str:
     return app.url_map.bind("pagerpal.test").match(action, method="POST")[0]
 
 
+_DISCOVERED: dict = {}
+
+
 def _actions(app, world) -> dict:
-    actions = discover(app, world)
-    for template, fields in EXTRA_ACTIONS.items():
-        actions.setdefault(fill(template, world), {k: fill(v, world) if v else v for k, v in fields.items()})
-    return actions
+    """Every POST form of the world's pages. Each sweep builds the same world with the same ids
+    on a fresh database, so the forms are discovered once per process and world."""
+    key = (settings(app).database_url.split(":", 1)[0], repr(world))
+    if key not in _DISCOVERED:
+        actions = discover(app, world)
+        for template, fields in EXTRA_ACTIONS.items():
+            actions.setdefault(fill(template, world), {k: fill(v, world) if v else v for k, v in fields.items()})
+        _DISCOVERED[key] = actions
+    return {action: dict(fields) for action, fields in _DISCOVERED[key].items()}
 
 
 def _valid(fields: dict) -> dict:
