@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 
-import pytest
 import requests
 from hypothesis import HealthCheck, Phase, given, settings
 
@@ -19,12 +18,9 @@ from tests.api.seed import seed
 from tests.factories import PASSWORD
 
 EXAMPLES = int(os.environ.get("PAGERPAL_FUZZ_EXAMPLES", "5"))
-# The operations are split into shards so parallel test workers share the run.
-SHARDS = 4
 
 
-@pytest.mark.parametrize("shard", range(SHARDS))
-def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(app, live_server, shard):
+def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(app, live_server):
     import schemathesis
     from schemathesis import GenerationMode
     from schemathesis.checks import not_a_server_error
@@ -59,10 +55,10 @@ def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(app, live_ser
                             f"{str(exc)[:1500]}")
             raise
 
-    operations = [r.ok() for r in schema.get_all_operations()
-                  if "ingestion" not in r.ok().definition.raw.get("tags", [])]  # source keys: ingestion tests
-    mine = operations[shard::SHARDS]
-    for operation in mine:
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        if "ingestion" in operation.definition.raw.get("tags", []):
+            continue  # source-key auth, not an account: covered by the ingestion tests
         names = [p.name for p in operation.path_parameters]
         fixed = {"path_parameters": {n: ids[n] for n in names}} if names else {}
         strategies = [operation.as_strategy()]
@@ -79,8 +75,10 @@ def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(app, live_ser
                 test()
             except Exception:  # noqa: BLE001  the failure is recorded; go on to the next operation
                 pass
-    assert ran > 100 // SHARDS
+    assert ran > 100
     assert failures == []
     # The seeded ids must have let most operations succeed at least once, or the run proved little.
-    print(f"schemathesis shard {shard}: {ran} calls, {len(succeeded)}/{len(mine)} operations answered 2xx")
-    assert len(succeeded) >= 0.6 * len(mine), sorted(succeeded)
+    total = sum(1 for r in schema.get_all_operations()
+                if "ingestion" not in r.ok().definition.raw.get("tags", []))
+    print(f"schemathesis: {ran} calls, {len(succeeded)}/{total} operations answered 2xx at least once")
+    assert len(succeeded) >= 0.8 * total, sorted(succeeded)
