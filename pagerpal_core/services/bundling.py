@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, aliased
 
 from pagerpal_core.models import Incident, Notification
 from pagerpal_core.security import clip, mask_destination
@@ -103,6 +103,24 @@ def fold_excess_pages(session: Session, *, now: datetime, per_destination: int, 
         _rebuild(session, summary, base_url)
     session.flush()
     return folded
+
+
+def cancel_settled_summaries(session: Session, *, now: datetime) -> int:
+    """Cancel pending summaries none of whose folded incidents is still triggered (acknowledged,
+    snoozed or resolved since): a summary of handled incidents would only wake someone.
+
+    One statement, so a summary another worker has already claimed (no longer pending) is left
+    alone. Flushes nothing; the caller commits.
+    """
+    folded = aliased(Notification)
+    still_triggered = (select(folded.id).join(Incident, Incident.id == folded.incident_id)
+                       .where(folded.bundle_id == Notification.id, Incident.status == "triggered").exists())
+    result = session.execute(
+        update(Notification)
+        .where(Notification.kind == "summary", Notification.status == "pending", ~still_triggered)
+        .values(status="cancelled", next_attempt_at=None, updated_at=now)
+        .execution_options(synchronize_session=False))
+    return result.rowcount or 0
 
 
 def _open_summary(session: Session, place: tuple[str, str], first: Notification, *, due_at: datetime,

@@ -16,7 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pagerpal_core.services.bundling import fold_excess_pages
+from pagerpal_core.services.bundling import cancel_settled_summaries, fold_excess_pages
 from pagerpal_core.services.failover import fail_over_due
 from pagerpal_core.services.notifications import (
     ClaimedNotification,
@@ -78,6 +78,7 @@ def run(ctx: WorkerContext, now: datetime, limit: int) -> int:
         # Per-destination budget first: pages over it fold into one summary instead of going out.
         fold_excess_pages(session, now=now, per_destination=settings.pages_per_destination,
                           window_seconds=settings.page_bundle_window_seconds, base_url=settings.base_url)
+        cancel_settled_summaries(session, now=now)
         claimed = claim_due_notifications(session, now=now, limit=batch,
                                           lease_seconds=settings.notification_lease_seconds,
                                           leased_by=ctx.identity)

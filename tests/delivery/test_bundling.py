@@ -47,3 +47,28 @@ def test_thirty_incidents_in_ten_seconds_to_one_person(session, make_ctx, fake_i
         else:
             assert row.status == "sent"
     assert all("/mine" in s for s in summaries)
+
+
+def test_a_summary_of_incidents_all_handled_is_not_sent(session, make_ctx, fake_infobip):
+    from pagerpal_core.models import Incident
+    from pagerpal_core.services.incidents import acknowledge_incident
+
+    user = make_user(session, email="calm@acme.test", contacts=[{"channel": "sms", "destination": "+15550100102"}])
+    session.commit()
+    ctx = make_ctx(fake_infobip.url)
+    start = utcnow()
+    incidents = []
+    for i in range(8):
+        incident = make_incident(session, title=f"Queue backlog {i}")
+        page(session, incident, user, now=start)
+        incidents.append(incident.id)
+    run_cycle(ctx, start)  # 5 go out, 3 fold into a summary due when the window frees a slot
+    for incident_id in incidents:
+        acknowledge_incident(session, session.get(Incident, incident_id), actor=user, now=start + timedelta(seconds=5))
+    session.commit()
+    for second in range(10, 260, 10):
+        run_cycle(ctx, start + timedelta(seconds=second))
+    texts = [m["text"] for r in fake_infobip.requests for m in r.body["messages"]]
+    assert not [t for t in texts if "more incidents" in t]
+    summaries = read(session, lambda: session.scalars(select(Notification).where(Notification.kind == "summary")).all())
+    assert summaries and all(s.status == "cancelled" for s in summaries)
