@@ -31,6 +31,44 @@ def pytest_configure(config):
     use_cheap_password_hashing()
     compile_route_builders_once()
     compile_templates_once()
+    share_compiled_sql()
+
+
+def share_compiled_sql() -> None:
+    """Let every engine of a test process reuse the SQL compiled for an equal dialect.
+
+    Each test builds its own engines, and SQLAlchemy keys its compiled-statement cache by the
+    dialect object, so every test compiled every statement again (a fifth of a typical test's
+    time). Engines of one backend here talk to one server with the same options, so their
+    dialects compile identically; the cache is keyed by what tells them apart instead.
+    """
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.util import LRUCache
+
+    store = LRUCache(20_000)
+
+    class SharedCompiledCache:
+        @staticmethod
+        def _key(key):
+            dialect = key[0]
+            return (type(dialect), dialect.server_version_info, dialect.paramstyle, *key[1:])
+
+        def get(self, key, default=None):
+            return store.get(self._key(key), default)
+
+        def __setitem__(self, key, value):
+            store[self._key(key)] = value
+
+        def clear(self):
+            store.clear()
+
+    shared = SharedCompiledCache()
+
+    @event.listens_for(Engine, "engine_connect")
+    def use_shared_cache(connection):
+        if connection.engine._compiled_cache is not None:
+            connection.engine._compiled_cache = shared
 
 
 def compile_templates_once() -> None:
@@ -129,9 +167,28 @@ def pg_pool(pg_template):
     pool.close()
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture
 def backend(request):
     return request.param
+
+
+def pytest_generate_tests(metafunc):
+    """Run each test that takes a database on both backends, unless a `backends(...)` mark names
+    fewer (the closest mark wins: test, class, module). Tests of the web surface, whose outcome
+    cannot depend on the database, carry `backends("sqlite")`: running them twice only cost time.
+    SQL, locking, concurrency and the worker stay on both."""
+    if "backend" not in metafunc.fixturenames or _parametrizes_backend(metafunc.definition):
+        return
+    mark = metafunc.definition.get_closest_marker("backends")
+    metafunc.parametrize("backend", list(mark.args) if mark else BACKENDS, indirect=True)
+
+
+def _parametrizes_backend(definition) -> bool:
+    for mark in definition.iter_markers("parametrize"):
+        names = mark.args[0]
+        if "backend" in ([n.strip() for n in names.split(",")] if isinstance(names, str) else names):
+            return True
+    return False
 
 
 @pytest.fixture

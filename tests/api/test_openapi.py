@@ -9,6 +9,9 @@ import pytest
 from pagerpal_web.api.openapi import build_openapi
 from pagerpal_web.auth import SAFE_METHODS
 
+# The web surface: its outcome does not depend on the database (SQL runs on both elsewhere).
+pytestmark = pytest.mark.backends("sqlite")
+
 METHODS = {"GET", "POST", "PATCH", "PUT", "DELETE"}
 
 

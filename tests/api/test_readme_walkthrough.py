@@ -14,6 +14,9 @@ from pagerpal_core.models import Incident, User
 from pagerpal_web.extensions import db
 from tests.factories import PASSWORD
 
+# The web surface: its outcome does not depend on the database (SQL runs on both elsewhere).
+pytestmark = pytest.mark.backends("sqlite")
+
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 

@@ -16,6 +16,9 @@ from pagerpal_core.services.alert_sources import create_alert_source
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.extensions import db
 
+# The web surface: its outcome does not depend on the database (SQL runs on both elsewhere).
+pytestmark = pytest.mark.backends("sqlite")
+
 README = Path(__file__).resolve().parents[2] / "README.md"
 PLACEHOLDER = "<alert-source-key>"
 

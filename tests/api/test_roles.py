@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from pagerpal_web.auth import ROLE_RANK, SAFE_METHODS
 from tests.api.seed import seed
 from tests.api.test_openapi import app_operations
 from tests.web.conftest import basic
+
+# The web surface: its outcome does not depend on the database (SQL runs on both elsewhere).
+pytestmark = pytest.mark.backends("sqlite")
 
 IDENTITIES = ("none", "viewer", "responder", "admin")
 # Routes open to the user themselves or an admin: the seeded user is none of the callers, so admin.

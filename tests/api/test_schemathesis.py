@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import os
 
+import pytest
 import requests
 from hypothesis import HealthCheck, Phase, given, settings
 
 from pagerpal_web.api.openapi import build_openapi
 from tests.api.seed import seed
 from tests.factories import PASSWORD
+
+pytestmark = pytest.mark.slow
 
 EXAMPLES = int(os.environ.get("PAGERPAL_FUZZ_EXAMPLES", "5"))
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.web.conftest import basic
+
+# The web surface: its outcome does not depend on the database (SQL runs on both elsewhere).
+pytestmark = pytest.mark.backends("sqlite")
 
 
 def test_create_identity_update_and_read(client, admin):

@@ -18,6 +18,9 @@ from pagerpal_worker.loop import run_cycle
 from tests.core.routing_setup import make_world, open_incident
 from tests.factories import make_user
 
+# The web surface: its outcome does not depend on the database (SQL runs on both elsewhere).
+pytestmark = pytest.mark.backends("sqlite")
+
 
 @pytest.fixture
 def policy_id(app):

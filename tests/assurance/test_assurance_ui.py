@@ -21,6 +21,9 @@ from tests.core.routing_setup import open_incident
 from tests.factories import make_user
 from tests.web.test_ui_pages import signed_in
 
+# The web surface: its outcome does not depend on the database (SQL runs on both elsewhere).
+pytestmark = pytest.mark.backends("sqlite")
+
 
 @pytest.fixture
 def people(app):

@@ -16,6 +16,9 @@ from pagerpal_worker.loop import run_cycle
 from tests.core.routing_setup import make_world
 from tests.worker.conftest import read
 
+# Reads and arithmetic over rows the other tests store on both backends: SQLite is enough here.
+pytestmark = pytest.mark.backends("sqlite")
+
 DESTINATION = "+14155550142"
 
 

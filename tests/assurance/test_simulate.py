@@ -19,6 +19,9 @@ from pagerpal_core.services.simulate import simulate_policy
 from pagerpal_core.services.teams import create_team
 from tests.factories import make_user
 
+# Reads and arithmetic over rows the other tests store on both backends: SQLite is enough here.
+pytestmark = pytest.mark.backends("sqlite")
+
 
 def _z(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)

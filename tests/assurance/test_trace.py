@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from pagerpal_core.models import Incident
 from pagerpal_core.services import maintenance
 from pagerpal_core.services.schedules import create_override
@@ -16,6 +18,9 @@ from pagerpal_worker.loop import run_cycle
 from tests.core.routing_setup import T0, make_source, make_world, open_incident
 from tests.factories import make_user
 from tests.worker.conftest import read
+
+# Reads and arithmetic over rows the other tests store on both backends: SQLite is enough here.
+pytestmark = pytest.mark.backends("sqlite")
 
 
 def _trace(session, incident_id):

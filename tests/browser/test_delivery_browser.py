@@ -15,13 +15,8 @@ from pagerpal_web.extensions import db
 from tests.browser.conftest import screenshot
 from tests.factories import PASSWORD, make_user
 
-pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(params=["sqlite"])
-def backend(request):
-    """Browser flows do not depend on the backend; SQLite keeps them quick."""
-    return request.param
+# Browser flows do not depend on the backend; SQLite keeps them quick.
+pytestmark = [pytest.mark.browser, pytest.mark.backends("sqlite")]
 
 
 @pytest.fixture

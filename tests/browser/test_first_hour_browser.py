@@ -20,15 +20,10 @@ from tests.browser.test_ui_browser import no_dialogs, sign_in
 from tests.factories import PASSWORD, make_user
 from tests.web.test_ui_pages import build_world
 
-pytestmark = pytest.mark.browser
+# Browser flows do not depend on the backend; SQLite keeps them quick.
+pytestmark = [pytest.mark.browser, pytest.mark.backends("sqlite")]
 
 NEW_PASSWORD = "first-hour-new-password"
-
-
-@pytest.fixture(params=["sqlite"])
-def backend(request):
-    """Browser flows do not depend on the backend; SQLite keeps them quick."""
-    return request.param
 
 
 def fits(page, width: int = 375) -> bool:

@@ -6,13 +6,8 @@ import pytest
 
 from tests.browser.conftest import screenshot
 
-pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(params=["sqlite"])
-def backend(request):
-    """Browser flows do not depend on the backend; SQLite keeps them quick."""
-    return request.param
+# Browser flows do not depend on the backend; SQLite keeps them quick.
+pytestmark = [pytest.mark.browser, pytest.mark.backends("sqlite")]
 
 
 def test_bootstrap_then_sign_in(page, live_server):

@@ -16,13 +16,8 @@ from tests.core.routing_setup import make_source, open_incident
 from tests.factories import PASSWORD, make_user
 from tests.worker.conftest import fake_infobip, make_ctx  # noqa: F401  (fixtures)
 
-pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(params=["sqlite"])
-def backend(request):
-    """Browser flows do not depend on the backend; SQLite keeps them quick."""
-    return request.param
+# Browser flows do not depend on the backend; SQLite keeps them quick.
+pytestmark = [pytest.mark.browser, pytest.mark.backends("sqlite")]
 
 
 def _sign_in(page, base: str):

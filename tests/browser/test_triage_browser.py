@@ -13,13 +13,8 @@ from pagerpal_web.extensions import db
 from tests.browser.conftest import screenshot
 from tests.browser.test_ui_browser import no_dialogs, sign_in
 
-pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(params=["sqlite"])
-def backend(request):
-    """Browser flows do not depend on the backend; SQLite keeps them quick."""
-    return request.param
+# Browser flows do not depend on the backend; SQLite keeps them quick.
+pytestmark = [pytest.mark.browser, pytest.mark.backends("sqlite")]
 
 
 def status_of(app, incident_id: int) -> tuple:

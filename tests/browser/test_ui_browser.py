@@ -12,13 +12,8 @@ from tests.browser.conftest import screenshot
 from tests.factories import PASSWORD
 from tests.web.test_ui_pages import SCRIPT_TITLE, build_world
 
-pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(params=["sqlite"])
-def backend(request):
-    """Browser flows do not depend on the backend; SQLite keeps them quick."""
-    return request.param
+# Browser flows do not depend on the backend; SQLite keeps them quick.
+pytestmark = [pytest.mark.browser, pytest.mark.backends("sqlite")]
 
 
 def sign_in(page, url: str, email: str, password: str = PASSWORD):

@@ -5,11 +5,15 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import icalendar
+import pytest
 
 from pagerpal_core.services.ical import escape_text, fold_line, schedule_ical, user_ical
 from pagerpal_core.services.oncall import shifts_between, user_shifts_between
 from pagerpal_core.services.schedules import create_entry, create_override, create_rotation, create_schedule
 from tests.factories import make_user
+
+# Reads and arithmetic over rows the other tests store on both backends: SQLite is enough here.
+pytestmark = pytest.mark.backends("sqlite")
 
 UTC = UTC
 NOW = datetime(2025, 3, 5, 12, 0, tzinfo=UTC)

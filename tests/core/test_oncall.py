@@ -27,7 +27,7 @@ T0 = datetime(2025, 1, 1, tzinfo=UTC)
 # The rotation arithmetic is pure Python over stored UTC instants; the tables below run on
 # SQLite only to keep the suite quick, while the layer, overlap and deactivation tests run
 # on both backends (they cover storing and reading the instants).
-ARITHMETIC_ONLY = pytest.mark.parametrize("backend", ["sqlite"])
+ARITHMETIC_ONLY = pytest.mark.backends("sqlite")
 
 
 def local(zone: str, text: str) -> datetime:

@@ -27,6 +27,9 @@ from tests.factories import make_user
 from tests.web.conftest import basic, login
 from tests.worker.conftest import make_incident, read
 
+# The web surface: its outcome does not depend on the database (SQL runs on both elsewhere).
+pytestmark = pytest.mark.backends("sqlite")
+
 
 class ChatServer:
     """A local HTTP server that records every POST; `/redirect` answers 302 to `/elsewhere`."""

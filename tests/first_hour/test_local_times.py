@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from pagerpal_core.localtime import show_time, zone_or_utc
 from pagerpal_core.models import Incident, User
 from pagerpal_web.extensions import db
 from tests.web.conftest import login
 from tests.web.test_ui_pages import build_world
+
+# The web surface: its outcome does not depend on the database (SQL runs on both elsewhere).
+pytestmark = pytest.mark.backends("sqlite")
 
 
 def test_show_time_uses_the_zone_abbreviation_and_keeps_utc():

@@ -3,6 +3,7 @@ methods with Send test; bad input is a form error that changes nothing; admins e
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 
 from pagerpal_core.models import Notification, User, UserSession
@@ -11,6 +12,9 @@ from pagerpal_web.extensions import db
 from tests.conftest import csrf_token_from
 from tests.factories import PASSWORD, make_user
 from tests.web.conftest import login
+
+# The web surface: its outcome does not depend on the database (SQL runs on both elsewhere).
+pytestmark = pytest.mark.backends("sqlite")
 
 NEW_PASSWORD = "a-brand-new-password"
 

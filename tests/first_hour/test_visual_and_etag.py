@@ -6,6 +6,8 @@ from __future__ import annotations
 import colorsys
 import re
 
+import pytest
+
 from pagerpal_core.models import Incident
 from pagerpal_core.services.incidents import acknowledge_incident
 from pagerpal_core.settings import PROJECT_ROOT
@@ -13,6 +15,9 @@ from pagerpal_core.timeutil import utcnow
 from pagerpal_web.extensions import db
 from pagerpal_web.ui.schedules import user_colour
 from tests.web.test_ui_pages import build_world, signed_in
+
+# The web surface: its outcome does not depend on the database (SQL runs on both elsewhere).
+pytestmark = pytest.mark.backends("sqlite")
 
 WHITE = (255, 255, 255)
 

@@ -24,6 +24,9 @@ from pagerpal_core.services.sns import (
 )
 from tests.ingestion import samples
 
+# The web surface: its outcome does not depend on the database (SQL runs on both elsewhere).
+pytestmark = pytest.mark.backends("sqlite")
+
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
 

@@ -86,7 +86,7 @@ def test_pg_dump_failure_is_reported_without_the_password(make_app, tmp_path, pg
     assert not (tmp_path / "x.dump").exists()
 
 
-@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.backends("sqlite")
 def test_sqlite_backup_is_online_and_consistent(app, runner, session, engine, tmp_path):
     """A writer mid-transaction neither blocks the backup nor leaks its uncommitted row into it."""
     committed = make_user(session, email="committed@example.test")

@@ -45,7 +45,7 @@ def counter(text: str, name: str, **labels) -> float:
     return 0.0
 
 
-@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.backends("sqlite")
 def test_gunicorn_workers_share_counters_and_log_json(database_url, tmp_path):
     port = free_port()
     env = {**clean_environ(), "DATABASE_URL": database_url,

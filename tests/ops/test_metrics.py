@@ -14,6 +14,9 @@ from pagerpal_core.services.escalation_policies import create_policy
 from pagerpal_core.timeutil import utcnow
 from tests.factories import make_user
 
+# The web surface: its outcome does not depend on the database (SQL runs on both elsewhere).
+pytestmark = pytest.mark.backends("sqlite")
+
 
 def scrape(client, **headers) -> dict:
     """{(sample name, sorted labels): value} of one scrape; asserts it parses."""
@@ -126,7 +129,7 @@ def test_dispatch_latency_and_worker_figures_come_from_the_database(make_app, se
     assert value(samples, "pagerpal_worker_standby_instances") == 1
 
 
-@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.backends("sqlite")
 def test_metrics_access_follows_the_setting(make_app):
     assert make_app(METRICS="off").test_client().get("/metrics").status_code == 404
     client = make_app(METRICS="token:placeholder-metrics-token").test_client()

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy import select
 
 from pagerpal_core.models import Notification
 from pagerpal_core.services.provider_health import provider_health_report
 from tests.providers.conftest import API_KEY, SMTP_PASSWORD, provider_settings
+
+# The web surface: its outcome does not depend on the database (SQL runs on both elsewhere).
+pytestmark = pytest.mark.backends("sqlite")
 
 
 def test_health_reports_missing_settings_by_name_only():

@@ -25,6 +25,9 @@ from tests.responder.conftest import (
     reply_code,
 )
 
+# The web surface: its outcome does not depend on the database (SQL runs on both elsewhere).
+pytestmark = pytest.mark.backends("sqlite")
+
 
 def post(client, token: str, action: str, page_html: str, incident_id: int, **extra):
     data = {"form_token": form_token(page_html), "incident": str(incident_id), "action": action, **extra}

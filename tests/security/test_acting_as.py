@@ -17,13 +17,10 @@ from tests.factories import make_user
 from tests.web.conftest import basic
 from tests.web.test_ui_pages import build_world, signed_in
 
+# The rules do not depend on the database; the one that does (recording) runs on both below.
+pytestmark = pytest.mark.backends("sqlite")
+
 ONLY_ACTORS = "only active responders and admins can be named"
-
-
-@pytest.fixture(params=["sqlite"])
-def backend(request):
-    """The rules do not depend on the database; the one that does (recording) runs on both below."""
-    return request.param
 
 
 @pytest.fixture
@@ -87,7 +84,7 @@ def test_acting_as_is_refused_the_same_way_on_both_surfaces(app, world, surface,
     assert state == "triggered" and "acknowledged" not in [kind for kind, _, _ in events]
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.backends("sqlite", "postgresql")
 @pytest.mark.parametrize("surface", ["ui", "api"])
 def test_the_real_caller_is_recorded_beside_the_acting_user(app, world, surface):
     """The signed-in caller was stored nowhere: a timeline entry named only the user acted for."""

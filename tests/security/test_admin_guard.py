@@ -73,7 +73,7 @@ def take_admin_away(factory, barrier, actor_id: int, target_id: int, move: str, 
 
 
 @pytest.mark.postgres_only
-@pytest.mark.parametrize("backend", ["postgresql"])
+@pytest.mark.backends("postgresql")
 def test_mutual_removal_through_core_services_always_leaves_an_admin(session_factory):
     for round_no in range(ROUNDS):
         first, second = fresh_admin_pair(session_factory, f"core{round_no}")
@@ -106,7 +106,7 @@ def api_call(url: str, email: str, target: int, move: str, barrier, statuses: li
 
 
 @pytest.mark.postgres_only
-@pytest.mark.parametrize("backend", ["postgresql"])
+@pytest.mark.backends("postgresql")
 def test_mutual_removal_through_the_http_api_always_leaves_an_admin(app, live_server, session_factory):
     rounds = 5
     for round_no in range(rounds):

@@ -13,6 +13,9 @@ from pagerpal_core.models import User
 from pagerpal_web.extensions import db
 from tests.web.conftest import basic
 
+# The web surface: its outcome does not depend on the database (SQL runs on both elsewhere).
+pytestmark = pytest.mark.backends("sqlite")
+
 EVIL = "https://evil.example"
 NEW_ADMIN = {"email": "intruder@example.test", "name": "Intruder", "password": "intruder-password",
              "role": "admin"}

@@ -16,6 +16,9 @@ from pagerpal_web.extensions import db
 from tests.conftest import csrf_token_from
 from tests.web.conftest import login
 
+# The web surface: its outcome does not depend on the database (SQL runs on both elsewhere).
+pytestmark = pytest.mark.backends("sqlite")
+
 URL_RE = re.compile(r'<code id="feed-url" class="secret">([^<]+)</code>')
 
 

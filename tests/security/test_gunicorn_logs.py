@@ -70,7 +70,7 @@ def run_gunicorn(tmp_path, database_url: str, *, bind_host: str, secret_key: str
     return log_path.read_text()
 
 
-@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.backends("sqlite")
 def test_malformed_request_lines_do_not_leak_source_keys_and_weak_secret_is_flagged(database_url, tmp_path):
     # Development default secret (SECRET_KEY unset), bound to every interface: what the Procfile does.
     output = run_gunicorn(tmp_path, database_url, bind_host="0.0.0.0", secret_key=None, send=MALFORMED)
@@ -80,7 +80,7 @@ def test_malformed_request_lines_do_not_leak_source_keys_and_weak_secret_is_flag
     assert "INSECURE" in output and "SECRET_KEY is the default" in output
 
 
-@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.backends("sqlite")
 def test_no_secret_warning_on_loopback_or_with_a_strong_key(database_url, tmp_path):
     local = run_gunicorn(tmp_path, database_url, bind_host="127.0.0.1", secret_key=None)
     assert "INSECURE" not in local

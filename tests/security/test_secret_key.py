@@ -17,6 +17,9 @@ from pagerpal_core.settings import (
     secret_key_problem,
 )
 
+# The web surface: its outcome does not depend on the database (SQL runs on both elsewhere).
+pytestmark = pytest.mark.backends("sqlite")
+
 # Where an operator copies a SECRET_KEY from.
 PUBLISHED_FILES = ("docker-compose.yml", ".env.example", "README.md")
 # SECRET_KEY=value (env files, shell), SECRET_KEY: value (YAML), ${SECRET_KEY:-value} (compose

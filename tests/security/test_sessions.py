@@ -14,6 +14,9 @@ from pagerpal_web.extensions import db
 from tests.conftest import csrf_token_from
 from tests.web.conftest import login
 
+# The web surface: its outcome does not depend on the database (SQL runs on both elsewhere).
+pytestmark = pytest.mark.backends("sqlite")
+
 
 @pytest.fixture(autouse=True)
 def _an_admin_exists(request):

@@ -175,7 +175,7 @@ def test_a_success_clears_only_its_own_pair_and_takes_its_try_back(session):
 
 # --- concurrency: N parallel guesses over real sockets -------------------------------------------
 
-@pytest.mark.parametrize("backend", ["postgresql"])
+@pytest.mark.backends("postgresql")
 @pytest.mark.parametrize("surface", ["api", "ui"])
 def test_parallel_guesses_reach_the_password_check_at_most_the_allowed_times(app, live_server, make_account,
                                                                              surface):

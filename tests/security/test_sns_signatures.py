@@ -32,6 +32,9 @@ from pagerpal_worker.steps.chores import FetchRefused, make_cert_fetch
 from tests.ingestion import samples
 from tests.web.conftest import basic
 
+# The web surface: its outcome does not depend on the database (SQL runs on both elsewhere).
+pytestmark = pytest.mark.backends("sqlite")
+
 CERT_URL = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-0000000000000000.pem"
 PATH = "/api/v1/webhooks/cloudwatch"
 

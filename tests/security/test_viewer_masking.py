@@ -10,14 +10,11 @@ from pagerpal_web.extensions import db
 from tests.web.conftest import basic
 from tests.web.test_ui_pages import build_world
 
+# Serialization does not depend on the database.
+pytestmark = pytest.mark.backends("sqlite")
+
 PHONE = "+14155550123"               # Pat Paged's SMS contact; the incident paged it
 EMAIL = "pat.paged@example.test"     # the failed email page to Pat
-
-
-@pytest.fixture(params=["sqlite"])
-def backend(request):
-    """Serialization does not depend on the database."""
-    return request.param
 
 
 def strings(value):

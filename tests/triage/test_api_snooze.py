@@ -10,6 +10,9 @@ from pagerpal_web.extensions import db
 from tests.core.routing_setup import make_world, open_incident
 from tests.web.conftest import basic
 
+# The web surface: its outcome does not depend on the database (SQL runs on both elsewhere).
+pytestmark = pytest.mark.backends("sqlite")
+
 
 @pytest.fixture
 def setup(app, make_account):

@@ -17,6 +17,9 @@ from tests.conftest import csrf_token_from
 from tests.core.routing_setup import open_incident
 from tests.web.test_ui_pages import BASE_URL, build_world, signed_in
 
+# The web surface: its outcome does not depend on the database (SQL runs on both elsewhere).
+pytestmark = pytest.mark.backends("sqlite")
+
 
 @pytest.fixture
 def world(app):

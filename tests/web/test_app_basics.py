@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 import logging
 
+import pytest
+
 from pagerpal_core.logs import JsonFormatter
 from pagerpal_core.security import redact
 from tests.web.conftest import basic
+
+# The web surface: its outcome does not depend on the database (SQL runs on both elsewhere).
+pytestmark = pytest.mark.backends("sqlite")
 
 
 def test_health_is_public(client):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 import requests
 from sqlalchemy import func, select
 
@@ -12,6 +13,9 @@ from pagerpal_web.auth import credential_cache
 from pagerpal_web.extensions import db
 from tests.conftest import csrf_token_from
 from tests.web.conftest import basic, login
+
+# The web surface: its outcome does not depend on the database (SQL runs on both elsewhere).
+pytestmark = pytest.mark.backends("sqlite")
 
 
 def admin_count(app) -> int:

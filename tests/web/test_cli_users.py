@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from pagerpal_core.models import User
 from pagerpal_web.extensions import db
+
+# The web surface: its outcome does not depend on the database (SQL runs on both elsewhere).
+pytestmark = pytest.mark.backends("sqlite")
 
 
 def test_create_admin_with_password_stdin(app, runner):

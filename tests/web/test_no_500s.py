@@ -27,21 +27,24 @@ from pagerpal_web.config import settings
 from pagerpal_web.extensions import db
 from tests.web.test_ui_pages import MAIN_PAGES, build_world, fill, signed_in
 
+# Form validation does not depend on the database; the webhook sweep runs on both backends.
+pytestmark = pytest.mark.backends("sqlite")
+
 # Tables a refused request may still touch: sign-in throttling is bookkeeping, not a write of the input.
 BOOKKEEPING_TABLES = {"auth_throttle", "app_state", "job_status"}
 
 BAD_VALUES = {
     "empty": "",
     "text": "abc",
-    "over_int32": str(2**31),
-    "over_int64": str(2**63),
-    "negative": "-1",
     "huge": "x" * 100_000,
     "nul": "a\x00b",
-    "odd_date": "31/12/2024 25:61",
-    "iso_tz_date": "2024-02-30T10:00:00+99:00",
     "spaces": "   ",
 }
+# Probes that only mean something to a field that is parsed as a number or a time: sent to
+# every field whose kind is not plain text (a select or hidden id may well be parsed as one).
+NUMBER_VALUES = {"over_int32": str(2**31), "over_int64": str(2**63), "negative": "-1"}
+TIME_VALUES = {"odd_date": "31/12/2024 25:61", "iso_tz_date": "2024-02-30T10:00:00+99:00"}
+TEXT_KINDS = {"text", "textarea", "email", "password", "search", "tel", "url"}
 # A lone surrogate cannot be encoded by the test client, so it goes as raw (invalid) UTF-8 bytes.
 RAW_BAD_VALUES = {"lone_surrogate": "%ED%A0%80", "invalid_utf8": "%FF%FE"}
 
@@ -49,7 +52,8 @@ ID_VALUES = ["999999", str(2**31), str(2**63), str(2**64 + 7)]
 
 
 class _Forms(HTMLParser):
-    """Every POST form on a page: its action and its (name, value) fields as the browser would send."""
+    """Every POST form on a page: its action, its (name, value) fields as the browser would send,
+    and each field's kind (the input type, "select" or "textarea")."""
 
     def __init__(self):
         super().__init__()
@@ -61,18 +65,20 @@ class _Forms(HTMLParser):
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         if tag == "form" and (a.get("method") or "get").lower() == "post":
-            self._form = {"action": a.get("action") or "", "fields": {}}
+            self._form = {"action": a.get("action") or "", "fields": {}, "kinds": {}}
             self.forms.append(self._form)
         elif self._form is None:
             return
         elif tag == "input" and a.get("name"):
             kind = (a.get("type") or "text").lower()
+            self._form["kinds"][a["name"]] = kind
             if kind in ("checkbox", "radio") and "checked" not in a:
                 self._form["fields"].setdefault(a["name"], None)
                 return
             self._form["fields"][a["name"]] = a.get("value") or ""
         elif tag == "select" and a.get("name"):
             self._select = a["name"]
+            self._form["kinds"][self._select] = "select"
             self._form["fields"].setdefault(self._select, None)
         elif tag == "option" and self._select:
             value = a.get("value", "")
@@ -81,6 +87,7 @@ class _Forms(HTMLParser):
                 fields[self._select] = value
         elif tag == "textarea" and a.get("name"):
             self._textarea = a["name"]
+            self._form["kinds"][self._textarea] = "textarea"
             self._form["fields"][self._textarea] = ""
 
     def handle_endtag(self, tag):
@@ -114,21 +121,15 @@ def encode(fields: dict, raw: dict | None = None) -> bytes:
     return "&".join(parts).encode("ascii")
 
 
-@pytest.fixture(params=["sqlite"])
-def backend(request):
-    """Form validation does not depend on the database; the webhook sweep runs on both backends."""
-    return request.param
-
-
 def discover(app, world):
-    """(action, fields) of every POST form an admin sees on the main pages, one per action."""
+    """The form (fields and kinds) of every POST action an admin sees on the main pages."""
     client = signed_in(app, world.admin_email)
     found = {}
     for path in MAIN_PAGES:
         html = client.get(fill(path, world)).get_data(as_text=True)
         for form in page_forms(html):
             if form["action"] and form["action"] != "/logout":
-                found.setdefault(form["action"], form["fields"])
+                found.setdefault(form["action"], form)
     return found
 
 
@@ -209,9 +210,11 @@ def _actions(app, world) -> dict:
     if key not in _DISCOVERED:
         actions = discover(app, world)
         for template, fields in EXTRA_ACTIONS.items():
-            actions.setdefault(fill(template, world), {k: fill(v, world) if v else v for k, v in fields.items()})
+            # Kinds unknown: every probe goes to every field.
+            actions.setdefault(fill(template, world), {"fields": {k: fill(v, world) if v else v
+                                                                  for k, v in fields.items()}, "kinds": {}})
         _DISCOVERED[key] = actions
-    return {action: dict(fields) for action, fields in _DISCOVERED[key].items()}
+    return _DISCOVERED[key]
 
 
 def _valid(fields: dict) -> dict:
@@ -224,12 +227,23 @@ def _valid(fields: dict) -> dict:
     return out
 
 
-def _variants(action: str, fields: dict):
+def _probes(kind: str | None) -> dict:
+    """The bad values worth sending to a field of this kind (None: unknown, so all of them)."""
+    if kind in TEXT_KINDS:
+        return BAD_VALUES
+    if kind in ("date", "datetime-local", "time"):
+        return {**BAD_VALUES, **TIME_VALUES}
+    if kind in ("number", "select", "hidden", "checkbox", "radio"):
+        return {**BAD_VALUES, **NUMBER_VALUES}
+    return {**BAD_VALUES, **NUMBER_VALUES, **TIME_VALUES}
+
+
+def _variants(action: str, form: dict):
     """(label, path, fields, raw) of each probe for one form."""
-    valid = _valid(fields)
+    valid = _valid(form["fields"])
     yield "empty form", action, {}, None
     for key in valid:
-        for label, bad in BAD_VALUES.items():
+        for label, bad in _probes(form["kinds"].get(key)).items():
             yield f"{key}={label}", action, {**valid, key: bad}, None
         for label, raw in RAW_BAD_VALUES.items():
             yield f"{key}={label}", action, {k: v for k, v in valid.items() if k != key}, {key: raw}
@@ -252,7 +266,7 @@ TEXT_FORMS = ["ui.create_alert_source_view", "ui.update_alert_source_view", "ui.
               "ui.create_user_view", "ui.user_add_contact", "ui.create_heartbeat_view"]
 
 
-@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+@pytest.mark.backends("postgresql")
 @pytest.mark.parametrize("endpoint", TEXT_FORMS)
 def test_ui_text_fields_refuse_unstorable_text_on_postgresql(app, endpoint):
     _sweep(app, endpoint, only=("=nul", "=lone_surrogate", "=invalid_utf8"))
@@ -268,12 +282,12 @@ def _sweep(app, endpoint: str, only: tuple = ()) -> None:
         db.session.remove()
     actions = [a for a in _actions(app, world).items() if _endpoint_of(app, a[0]) == endpoint]
     assert actions, f"no form found for {endpoint}"
-    action, fields = actions[0]
+    action, form = actions[0]
     client = signed_in(app, world.admin_email)
     token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"',
                       client.get("/settings").get_data(as_text=True)).group(1)
     problems = []
-    for label, path, data, raw in _variants(action, fields):
+    for label, path, data, raw in _variants(action, form):
         if only and not label.endswith(only):
             continue
         before = row_counts(app)
@@ -416,7 +430,7 @@ def _check_json_error(response) -> str | None:
     return None
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+@pytest.mark.backends("sqlite", "postgresql")
 @pytest.mark.parametrize("case", WEBHOOK_CASES)
 def test_webhooks_answer_bad_bodies_with_4xx_json(app, sources, case):
     client = app.test_client()

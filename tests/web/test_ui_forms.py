@@ -13,11 +13,8 @@ from pagerpal_web.extensions import db
 from tests.conftest import csrf_token_from
 from tests.web.test_ui_pages import build_world, signed_in
 
-
-@pytest.fixture(params=["sqlite"])
-def backend(request):
-    """Form handling does not depend on the database; the action walk-through runs on both."""
-    return request.param
+# Form handling does not depend on the database; the action walk-through runs on both.
+pytestmark = pytest.mark.backends("sqlite")
 
 
 @pytest.fixture
@@ -80,7 +77,7 @@ def test_acting_as_must_be_an_active_responder(app, world):
     assert incident(app, world.incident_id).status == "triggered"
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.backends("sqlite", "postgresql")
 def test_every_incident_action_through_the_forms(app, world):
     client = signed_in(app, world.responder_email)
     page = f"/incidents/{world.incident_id}"

@@ -20,14 +20,11 @@ from tests.conftest import csrf_token_from
 from tests.factories import make_user
 from tests.web.conftest import login
 
+# Rendering does not depend on the database; the action tests run on both backends.
+pytestmark = pytest.mark.backends("sqlite")
+
 SCRIPT_TITLE = '<script>alert("pwned")</script> disk full'
 BASE_URL = "http://pagerpal.test"
-
-
-@pytest.fixture(params=["sqlite"])
-def backend(request):
-    """Rendering does not depend on the database; the action tests run on both backends."""
-    return request.param
 
 
 @dataclass

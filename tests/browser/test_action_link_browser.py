@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import browser, phone_page, screenshot  # noqa: F401 - fixtures
+from tests.browser.conftest import screenshot
 from tests.conftest import LiveServer
-from tests.responder.conftest import ADA_SMS, BASE_URL, LINK_RE
+from tests.responder.conftest import ADA_SMS, BASE_URL, LINK_RE, fake_infobip, fake_smtp, responder  # noqa: F401
+
+# Here, not beside the other responder tests, so it shares this directory's one browser per process
+# (a second Playwright in the same process fails).
+pytestmark = [pytest.mark.browser, pytest.mark.backends("sqlite")]
 
 
-@pytest.mark.parametrize("backend", ["sqlite"])
 def test_link_page_on_a_phone_acknowledges_in_one_tap(responder, phone_page):  # noqa: F811
     r = responder
     incident_id = r.alert()
