@@ -28,10 +28,12 @@ demo: migrate
 	$(BIN)/flask --app pagerpal_web pagerpal demo-data $(DEMO_ARGS)
 
 # Parallel pass, then the few tests that must run alone (exit 5 = none selected by PYTEST_ARGS).
+# Bytecode is cached even where the environment turns that off: the many processes the tests
+# start (worker, gunicorn, CLI) would otherwise each compile every module again.
 TEST_WORKERS ?= 4
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not serial" $(PYTEST_ARGS)
-	$(BIN)/python -m pytest -m serial $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not serial" $(PYTEST_ARGS)
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -m serial $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

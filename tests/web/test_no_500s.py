@@ -9,6 +9,7 @@ path ids that do not exist or overflow the database's integers.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from functools import lru_cache
@@ -206,7 +207,7 @@ _DISCOVERED: dict = {}
 def _actions(app, world) -> dict:
     """Every POST form of the world's pages. Each sweep builds the same world with the same ids
     on a fresh database, so the forms are discovered once per process and world."""
-    key = (settings(app).database_url.split(":", 1)[0], repr(world))
+    key = (settings(app).database_url.split(":", 1)[0], repr(dataclasses.replace(world, full_key="")))
     if key not in _DISCOVERED:
         actions = discover(app, world)
         for template, fields in EXTRA_ACTIONS.items():

@@ -45,14 +45,15 @@ class World:
 
 def build_world(app) -> World:
     """Users of every role, a team, a schedule with someone on call, a policy, a source and an
-    incident (with an alert-provided `<script>` title) paged through the real services."""
+    incident (with an alert-provided `<script>` title) paged through the real services.
+    The same on every fresh database, but for the source's key."""
     with app.app_context():
         s = db.session
         now = utcnow()
-        admin = make_user(s, role="admin", name="Ada Admin")
-        responder = make_user(s, role="responder", name="Rita Responder")
-        viewer = make_user(s, role="viewer", name="Vic Viewer")
-        paged = make_user(s, role="responder", name="Pat Paged", password=None,
+        admin = make_user(s, role="admin", name="Ada Admin", email="ada.admin@example.test")
+        responder = make_user(s, role="responder", name="Rita Responder", email="rita.responder@example.test")
+        viewer = make_user(s, role="viewer", name="Vic Viewer", email="vic.viewer@example.test")
+        paged = make_user(s, role="responder", name="Pat Paged", password=None, email="pat@example.test",
                           contacts=[{"channel": "sms", "destination": "+14155550123"}])
         team = teams.create_team(s, name="Platform", now=now)
         teams.add_team_member(s, team, paged, now=now)
