@@ -8,6 +8,7 @@ import re
 import pytest
 import requests
 
+from pagerpal_web.ui.dashboard import REFRESH_SECONDS
 from tests.browser.conftest import screenshot
 from tests.factories import PASSWORD
 from tests.web.test_ui_pages import SCRIPT_TITLE, build_world
@@ -70,11 +71,13 @@ def test_admin_sets_up_a_source_gets_paged_and_sees_it_live(page, live_server):
     screenshot(page, "alert-sources")
 
     # The dashboard is open and scrolled when the alert arrives; it appears without a reload.
+    page.clock.install()  # the refresh timer, fast-forwarded instead of waited for
     page.goto(f"{url}/dashboard")
     assert page.locator("#open-incidents").count() == 0
     page.evaluate("window.__marker = 'same document'")
     send_alert(url, key, title=SCRIPT_TITLE, external_id="disk-db-1", severity="critical",
                description="Disk /var is 99% full")
+    page.clock.fast_forward(REFRESH_SECONDS * 1000)
     page.wait_for_selector("#open-incidents td.title", timeout=15_000)
     assert page.evaluate("window.__marker") == "same document", "the page reloaded instead of refreshing"
     title_cell = page.locator("#open-incidents td.title a").first
@@ -103,11 +106,13 @@ def test_dashboard_refresh_keeps_scroll_position(page, live_server, app):
     page.set_viewport_size({"width": 1280, "height": 400})
     for n in range(30):
         send_alert(live_server.url, world.full_key, title=f"Filler alert {n}", external_id=f"filler-{n}")
+    page.clock.install()  # the page's own timer, fast-forwarded instead of waited for
     page.goto(f"{live_server.url}/dashboard")
     page.evaluate("window.scrollTo(0, 600)")
     before = page.evaluate("window.scrollY")
     assert before > 0
     refreshed = page.evaluate("document.getElementById('live').getAttribute('data-refreshed-at')")
+    page.clock.fast_forward(REFRESH_SECONDS * 1000)
     page.wait_for_function(
         "(old) => document.getElementById('live').getAttribute('data-refreshed-at') !== old",
         arg=refreshed, timeout=15_000)
