@@ -30,7 +30,7 @@ demo: migrate
 # Parallel pass, then the few tests that must run alone (exit 5 = none selected by PYTEST_ARGS).
 # Bytecode is cached even where the environment turns that off: the many processes the tests
 # start (worker, gunicorn, CLI) would otherwise each compile every module again.
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 3
 test: $(STAMP)
 	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not serial" $(PYTEST_ARGS)
 	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -m serial $(PYTEST_ARGS) || [ $$? -eq 5 ]
