@@ -37,10 +37,10 @@ def stop_all(*workers, timeout=15):
 
 
 def test_two_workers_send_each_page_exactly_once(database_url, tmp_path, session, fake_infobip, start_worker):
-    ids = queue_pages(session, None, 500)
+    ids = queue_pages(session, None, 200)
     env = worker_env(database_url, tmp_path / "instance", fake_infobip.url)
     first, second = start_worker(env, "first"), start_worker(env, "second")
-    wait_until(lambda: counts(session).get("sent") == 500, 120, interval=0.25, message="500 pages sent")
+    wait_until(lambda: counts(session).get("sent") == 200, 120, interval=0.25, message="200 pages sent")
     received = Counter(notification_ids_received(fake_infobip))
     assert set(received) == set(ids)
     assert max(received.values()) == 1, "a page reached the provider twice"
@@ -60,12 +60,12 @@ def test_kill_9_of_the_leader_hands_over_to_the_standby(database_url, tmp_path, 
     leader.wait_for_log("leading")
     standby = start_worker(env, "standby")
     standby.wait_for_log("another worker leads; standing by")
-    ids = queue_pages(session, None, 500)
-    wait_until(lambda: len(fake_infobip.requests) >= 100, 60, message="100 pages sent before the kill")
+    ids = queue_pages(session, None, 250)
+    wait_until(lambda: len(fake_infobip.requests) >= 80, 60, message="80 pages sent before the kill")
     leader.signal(signal.SIGKILL)
     leader.wait(10)
     standby.wait_for_log("leading", timeout=30)
-    wait_until(lambda: counts(session).get("sent") == 500, 120, interval=0.25, message="all 500 pages sent")
+    wait_until(lambda: counts(session).get("sent") == 250, 120, interval=0.25, message="all 250 pages sent")
     received = Counter(notification_ids_received(fake_infobip))
     assert set(received) == set(ids), "a page was lost"
     duplicates = sum(n - 1 for n in received.values())
