@@ -28,8 +28,8 @@ demo: migrate
 	$(BIN)/flask --app pagerpal_web pagerpal demo-data $(DEMO_ARGS)
 
 # Parallel pass, then the few tests that must run alone (exit 5 = none selected by PYTEST_ARGS).
-# Bytecode is cached even where the environment turns that off: the many processes the tests
-# start (worker, gunicorn, CLI) would otherwise each compile every module again.
+# Three workers finish first on two cores. Bytecode is cached even where the environment turns
+# that off: the processes the tests start (worker, gunicorn, CLI) would each compile every module.
 TEST_WORKERS ?= 3
 test: $(STAMP)
 	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not serial" $(PYTEST_ARGS)

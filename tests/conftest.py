@@ -177,18 +177,9 @@ def pytest_generate_tests(metafunc):
     fewer (the closest mark wins: test, class, module). Tests of the web surface, whose outcome
     cannot depend on the database, carry `backends("sqlite")`: running them twice only cost time.
     SQL, locking, concurrency and the worker stay on both."""
-    if "backend" not in metafunc.fixturenames or _parametrizes_backend(metafunc.definition):
-        return
-    mark = metafunc.definition.get_closest_marker("backends")
-    metafunc.parametrize("backend", list(mark.args) if mark else BACKENDS, indirect=True)
-
-
-def _parametrizes_backend(definition) -> bool:
-    for mark in definition.iter_markers("parametrize"):
-        names = mark.args[0]
-        if "backend" in ([n.strip() for n in names.split(",")] if isinstance(names, str) else names):
-            return True
-    return False
+    if "backend" in metafunc.fixturenames:
+        mark = metafunc.definition.get_closest_marker("backends")
+        metafunc.parametrize("backend", list(mark.args) if mark else BACKENDS, indirect=True)
 
 
 @pytest.fixture
