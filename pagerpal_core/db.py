@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DisconnectionError, IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -88,18 +89,45 @@ def _sqlite_begin(conn):
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+# A pooled PostgreSQL connection that sat idle this long is pinged before it is used again:
+# a restarted server leaves dead connections in the pool. One in steady use skips the ping
+# (during an alert storm every request would pay a round trip for it); a restart takes
+# longer than this, and a connection found dead by a statement invalidates the whole pool.
+PING_AFTER_IDLE_SECONDS = 0.5
+
+
 def engine_options(url: str) -> dict:
     """Engine keyword arguments that suit `url`'s backend."""
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 15}}
-    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5, "pool_recycle": 1800}
+    return {"pool_size": 5, "max_overflow": 5, "pool_recycle": 1800}
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "checkin")
+    def idle_from(_dbapi_connection, record):
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def ping_if_idle(dbapi_connection, record, _proxy):
+        since = record.info.pop("idle_since", None)
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError("pooled connection is dead") from exc  # the pool connects anew
 
 
 def configure_engine(engine: Engine) -> Engine:
-    """Install per-connection setup (SQLite pragmas); returns the engine."""
+    """Install per-connection setup (SQLite pragmas, pings of idle PostgreSQL connections)."""
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
+    else:
+        _ping_idle_connections(engine)
     return engine
 
 

@@ -6,12 +6,18 @@ import logging
 
 from flask import Flask, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from pagerpal_core.errors import DomainError, Invalid, RateLimited
 from pagerpal_web.extensions import db
 
 log = logging.getLogger("pagerpal.web")
+
+# A database that is briefly gone (restarting, a dropped connection, SQLite's write lock held
+# past its timeout, a deadlock) is not the request's fault: 503 with a time to come back, so
+# alert senders retry instead of giving the alert up.
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 
 def is_api_request() -> bool:
@@ -102,6 +108,14 @@ def init_app(app: Flask) -> None:
         if refusal is not None:
             log.info("request refused for its body errors", extra={"fields": {"error": type(exc).__name__}})
             return refusal
+        if isinstance(exc, OperationalError):
+            log.warning("database unavailable", extra={"fields": {
+                "error": type(exc.orig).__name__, "detail": str(exc.orig).strip().split("\n")[0][:200]}})
+            message = "the database is unavailable for a moment; retry"
+            if is_api_request():
+                return error_response(503, "database_unavailable", message,
+                                      headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
+            return _html_error(503, "Database unavailable", message)
         log.exception("unhandled error")
         if is_api_request():
             return error_response(500, "internal_error", "internal error; see the server log")

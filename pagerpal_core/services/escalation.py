@@ -149,6 +149,9 @@ def walk_levels(session: Session, incident: Incident, levels: list[EscalationLev
         index += 1
 
 
+NO_POLICY = "no escalation policy applies to this incident"
+
+
 def start_escalation(session: Session, incident: Incident, *, now: datetime, base_url: str,
                      actor=None) -> bool:
     """Begin a new paging pass at level 1 (trigger and reopen); flags `unrouted` if nobody is reached."""
@@ -160,8 +163,7 @@ def start_escalation(session: Session, incident: Incident, *, now: datetime, bas
     if window is not None:
         return maintenance.hold_incident(session, incident, window, now=now, actor=actor)
     if incident.policy_id is None:
-        return mark_unrouted(session, incident, "no escalation policy applies to this incident", now=now,
-                             actor=actor)
+        return mark_unrouted(session, incident, NO_POLICY, now=now, actor=actor)
     levels = policy_levels(session, incident)
     if not levels:
         return mark_unrouted(session, incident, "the escalation policy has no levels", now=now, actor=actor)
@@ -171,13 +173,29 @@ def start_escalation(session: Session, incident: Incident, *, now: datetime, bas
     return True
 
 
+def unrouted_from_the_start(session: Session, source_id: int | None, policy_id: int | None,
+                            now: datetime) -> str | None:
+    """Why a new incident of this source and policy will page nobody — asked before it is written,
+    so it can be written flagged (see `unrouted_event`) — else None (it may page, or be held).
+
+    The same order as `start_escalation`: a maintenance window first, then the policy.
+    """
+    if policy_id is not None or maintenance.active_window_for(session, source_id, policy_id, now) is not None:
+        return None
+    return NO_POLICY
+
+
+def unrouted_event(reason: str) -> tuple[str, str, dict]:
+    """The timeline event of an incident that reached no one: (kind, message, detail)."""
+    return "unrouted", f"Nobody was paged: {reason}.", {"reason": reason}
+
+
 def mark_unrouted(session: Session, incident: Incident, reason: str, *, now: datetime, actor=None) -> bool:
     """Flag an incident that reached no one (shown on the dashboard); always returns False."""
     incident.unrouted = True
     incident.next_escalation_at = None
-    session.flush()
-    record_event(session, incident, "unrouted", f"Nobody was paged: {reason}.", actor=actor,
-                 detail={"reason": reason}, now=now)
+    kind, message, detail = unrouted_event(reason)
+    record_event(session, incident, kind, message, actor=actor, detail=detail, now=now)
     return False
 
 

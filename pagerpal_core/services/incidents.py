@@ -60,16 +60,20 @@ def trigger_incident(session: Session, incident: Incident, *, actor: Actor, now:
     and pages level 1 — or the first level that reaches someone — setting the next
     escalation time. An incident that reaches nobody is flagged `unrouted`.
     """
-    record_event(session, incident, "triggered", f"Incident opened: {incident.title}",
-                 actor=actor, detail=detail, now=now)
+    record_event(session, incident, "triggered", opened_message(incident.title), actor=actor, detail=detail,
+                 now=now)
     policy = escalation.incident_policy(session, incident)
     if policy is not None:
         incident.policy_id = policy.id
         if incident.team_id is None:
             incident.team_id = policy.team_id
-    session.flush()
     escalation.start_escalation(session, incident, now=now, base_url=base_url, actor=actor)
     return incident
+
+
+def opened_message(title: str) -> str:
+    """The first timeline line of every incident."""
+    return f"Incident opened: {title}"
 
 
 def acknowledge_incident(session: Session, incident: Incident, *, actor: Actor, now: datetime,

@@ -21,16 +21,17 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, bindparam, exists, literal, select, text, true, update
+from sqlalchemy import Select, bindparam, cast, exists, insert, literal, select, text, true, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached, scoped_session
 from sqlalchemy.orm.util import identity_key
 
 from pagerpal_core.db import UTCDateTime, is_postgres
 from pagerpal_core.errors import Conflict, RateLimited
-from pagerpal_core.models import AlertSource, Incident
+from pagerpal_core.models import AlertSource, Incident, IncidentEvent
 from pagerpal_core.models.incidents import OPEN_INCIDENT_PREDICATE, OPEN_STATUSES
 from pagerpal_core.payloads.common import ACKNOWLEDGE, IGNORE, RESOLVE, TRIGGER, AlertEvent
+from pagerpal_core.services import escalation
 from pagerpal_core.services import incidents as incident_actions
 from pagerpal_core.services.alert_sources import map_severity
 from pagerpal_core.services.rate_limit import (
@@ -41,7 +42,7 @@ from pagerpal_core.services.rate_limit import (
     take_token,
 )
 from pagerpal_core.services.source_cache import SourceSnapshot
-from pagerpal_core.services.timeline import record_event
+from pagerpal_core.services.timeline import event_row, insert_event_rows, record_event
 
 log = logging.getLogger("pagerpal.ingestion")
 
@@ -158,6 +159,7 @@ class _Run:
     postgres: bool
     autocommit: bool = False
     token_taken: bool = False
+    autocommitting: bool = False
     _source_row: AlertSource | None = None
 
     @property
@@ -165,16 +167,20 @@ class _Run:
         return self.bucket is not None and not self.token_taken
 
     def begin_autocommit(self) -> bool:
-        """Run the next statement as its own transaction when allowed (see ingest_events)."""
+        """Run the next statements each as its own transaction when allowed (see ingest_events)."""
+        if self.autocommitting:
+            return True
         session = self.session() if isinstance(self.session, scoped_session) else self.session
         if self.autocommit and self.postgres and not session.in_transaction():
             self.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-            return True
-        return False
+            self.autocommitting = True
+        return self.autocommitting
 
     def end_autocommit(self) -> None:
-        """Back to an ordinary transaction for whatever follows (nothing is pending)."""
-        self.session.commit()
+        """Back to ordinary transactions for whatever follows (nothing is pending)."""
+        if self.autocommitting:
+            self.autocommitting = False
+            self.session.commit()
 
     def source_row(self) -> AlertSource:
         """The source as an ORM object (the timeline's actor, `incident.alert_source`).
@@ -307,14 +313,14 @@ def _count_more(run: _Run, event: AlertEvent, result: IngestResult, extra: int) 
 
 def _take_token(run: _Run) -> None:
     """Spend the request's token as its first statement, or raise RateLimited / SourceChanged."""
-    bucket, auto = run.bucket, run.begin_autocommit()
+    bucket = run.bucket
+    run.begin_autocommit()
     result = take_token(run.session, run.source.id, now=run.now, capacity=bucket.capacity,
                         refill_per_second=bucket.refill_per_second, expect=run.source)
     if not result.allowed:
         raise _rate_limited(run.source, result)
     run.token_taken = True
-    if auto:
-        run.end_autocommit()
+    run.end_autocommit()
 
 
 def _apply(run: _Run, event: AlertEvent) -> IngestResult:
@@ -351,6 +357,34 @@ def _insert_if_no_open(dialect_insert):
 
 INSERT_IF_NO_OPEN = {"postgresql": _insert_if_no_open(postgresql.insert),
                      "sqlite": _insert_if_no_open(sqlite.insert)}
+# The same, answering only the new incident's id (nothing to load). Explicit parameters:
+# the PostgreSQL form is also a CTE of OPEN_WITH_TWO_EVENTS.
+_NEW_INCIDENT_COLUMNS = (
+    "alert_source_id", "external_id", "title", "description", "severity", "status", "details", "links",
+    "team_id", "policy_id", "current_level", "escalation_round", "page_generation", "unrouted",
+    "occurrence_count", "last_seen_at", "repeats_unlogged", "created_at", "updated_at")
+INSERT_ID_IF_NO_OPEN = {
+    name: dialect_insert(_incidents)
+    .values({column: bindparam(column, type_=_incidents.c[column].type) for column in _NEW_INCIDENT_COLUMNS})
+    .on_conflict_do_nothing(index_elements=["alert_source_id", "external_id"],
+                            index_where=text(OPEN_INCIDENT_PREDICATE))
+    .returning(_incidents.c.id)
+    for name, dialect_insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))}
+
+
+def _open_with_events(count: int) -> Select:
+    # Named SQL (PostgreSQL): INSERT_ID_IF_NO_OPEN and, only when it inserted, `count` timeline
+    # rows for the new incident (parameters e0_kind, e0_message, ... as `event_row` names them).
+    ins = INSERT_ID_IF_NO_OPEN["postgresql"].cte("ins")
+    events = IncidentEvent.__table__
+    columns = [c for c in events.c if c.name not in ("id", "incident_id")]
+    rows = [select(ins.c.id, *[cast(bindparam(f"e{i}_{c.name}", type_=c.type), c.type) for c in columns])
+            for i in range(count)]
+    written = insert(events).from_select(["incident_id", *[c.name for c in columns]], union_all(*rows))
+    return select(ins.c.id).add_cte(written.cte("ev"))
+
+
+OPEN_WITH_TWO_EVENTS = _open_with_events(2)
 
 # Named SQL: count one more occurrence on the open incident of (source, external id).
 # One UPDATE under the row lock, so 50 concurrent repeats add exactly 50.
@@ -391,16 +425,16 @@ MARK_REPEATS_LOGGED = (
 
 def _count_repeat(run: _Run, external_id: str) -> tuple[int, int, int] | None:
     """(incident id, occurrence count, unlogged repeats) after counting one more, or None
-    when no incident is open. Takes the request's token first when it is still due."""
+    when no incident is open. Takes the request's token first when it is still due: on
+    PostgreSQL in the same statement, autocommitted when the run allows (the caller ends
+    that with `run.end_autocommit()`)."""
     params = {"match_source_id": run.source.id, "match_external_id": external_id, "now": run.now}
     if run.token_pending and run.postgres:
-        auto = run.begin_autocommit()
+        run.begin_autocommit()  # left on: a new incident with nobody to page may follow (_trigger)
         row = run.session.execute(TAKE_TOKEN_AND_COUNT, {**params, **_token_params(run)}).one()
         if row.tokens is None:
             _refused(run)
         run.token_taken = True
-        if auto:
-            run.end_autocommit()
         return None if row.id is None else (row.id, row.occurrence_count, row.repeats_unlogged)
     if run.token_pending:
         # SQLite: the same two writes as two statements inside the transaction's write lock
@@ -442,22 +476,72 @@ def _trigger(run: _Run, event: AlertEvent) -> IngestResult:
     # statement. Between the two statements another request may open the incident (the
     # insert conflicts: count again) or resolve it (the count misses: insert again).
     # Three rounds are plenty.
-    insert_stmt = INSERT_IF_NO_OPEN["postgresql" if run.postgres else "sqlite"]
+    # On PostgreSQL a lone alert runs autocommitted up to here: a repeat is then one
+    # statement in all, and so is a new incident nobody can be paged for (plus the question).
+    dialect = "postgresql" if run.postgres else "sqlite"
+    unrouted = _NOT_ASKED
     for _ in range(3):
         counted = _count_repeat(run, event.external_id)
         if counted is not None:
+            run.end_autocommit()
             return _repeated(run, event, *counted)
-        incident = run.session.scalars(insert_stmt, _new_incident_values(run, event)).first()
-        if incident is not None:
-            return _opened(run, event, incident)
+        if unrouted is _NOT_ASKED:  # asked once, before anything is written
+            unrouted = escalation.unrouted_from_the_start(run.session, run.source.id, run.source.policy_id,
+                                                          run.now)
+        if unrouted is not None:
+            opened = _open_unrouted(run, event, unrouted)
+        else:
+            run.end_autocommit()  # paging writes many rows: one transaction
+            incident = run.session.scalars(INSERT_IF_NO_OPEN[dialect], _new_incident_values(run, event)).first()
+            opened = None if incident is None else _opened(run, event, incident)
+        if opened is not None:
+            run.end_autocommit()
+            return opened
+    run.end_autocommit()
     raise Conflict("the alert's incident changed state repeatedly while ingesting; retry")
 
 
+_NOT_ASKED = object()
+
+
+def _opened_detail(event: AlertEvent) -> dict:
+    return {"external_id": event.external_id, "source_severity": event.severity, "payload": event.raw}
+
+
 def _opened(run: _Run, event: AlertEvent, incident: Incident) -> IngestResult:
-    incident_actions.trigger_incident(
-        run.session, incident, actor=run.source_row(), now=run.now, base_url=run.base_url,
-        detail={"external_id": event.external_id, "source_severity": event.severity, "payload": event.raw})
+    incident_actions.trigger_incident(run.session, incident, actor=run.source_row(), now=run.now,
+                                      base_url=run.base_url, detail=_opened_detail(event))
     return IngestResult(CREATED, event.external_id, incident.id, "incident opened", 1)
+
+
+def _open_unrouted(run: _Run, event: AlertEvent, reason: str) -> IngestResult | None:
+    """Open an incident nobody can be paged for, written as `trigger_incident` would leave it
+    (flagged unrouted after its first paging pass; "triggered" and "unrouted" on its timeline)
+    without loading it as an object. None when an open incident exists.
+
+    On PostgreSQL one statement writes the incident and its events (atomic on its own, so it
+    may run autocommitted); on SQLite two INSERTs in the caller's transaction.
+    """
+    session, now, source = run.session, run.now, run.source_row()
+    values = {**_new_incident_values(run, event), "unrouted": True, "page_generation": 1}
+    kind, message, detail = escalation.unrouted_event(reason)
+    events = [event_row(session, None, "triggered", incident_actions.opened_message(event.title), actor=source,
+                        detail=_opened_detail(event), now=now),
+              event_row(session, None, kind, message, actor=source, detail=detail, now=now)]
+    if run.postgres:
+        incident_id = session.execute(OPEN_WITH_TWO_EVENTS, {**values, **_numbered(events)}).scalar()
+    else:
+        incident_id = session.execute(INSERT_ID_IF_NO_OPEN["sqlite"], values).scalar()
+        if incident_id is not None:
+            insert_event_rows(session, [{**row, "incident_id": incident_id} for row in events])
+    if incident_id is None:
+        return None
+    return IngestResult(CREATED, event.external_id, incident_id, "incident opened", 1)
+
+
+def _numbered(rows: list[dict]) -> dict:
+    return {f"e{i}_{name}": value for i, row in enumerate(rows) for name, value in row.items()
+            if name != "incident_id"}
 
 
 def _repeated(run: _Run, event: AlertEvent, incident_id: int, count: int, unlogged: int) -> IngestResult:

@@ -22,10 +22,10 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, exists, func, or_, select
+from sqlalchemy import bindparam, delete, exists, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from pagerpal_core.db import MAX_ROW_ID, is_postgres
+from pagerpal_core.db import MAX_ROW_ID, UTCDateTime, is_postgres
 from pagerpal_core.errors import Conflict, NotFound
 from pagerpal_core.logs import log_fields
 from pagerpal_core.models import AlertSource, EscalationPolicy, Incident, User
@@ -166,20 +166,29 @@ def active_window_for(session: Session, source_id: int | None, policy_id: int | 
                       now: datetime) -> MaintenanceWindow | None:
     """The window in force at `now` that covers `source_id` or `policy_id` (the latest-ending one).
 
-    One indexed query, asked only when an incident's paging would start; None without a
-    source and a policy (nothing can be covered).
+    One indexed query, built once, asked only when an incident's paging would start; None
+    without a source and a policy (nothing can be covered).
     """
-    covers = []
-    if source_id is not None:
-        covers.append(exists().where(MaintenanceWindowSource.window_id == MaintenanceWindow.id,
-                                     MaintenanceWindowSource.alert_source_id == source_id))
-    if policy_id is not None:
-        covers.append(exists().where(MaintenanceWindowPolicy.window_id == MaintenanceWindow.id,
-                                     MaintenanceWindowPolicy.policy_id == policy_id))
-    if not covers:
+    if source_id is None and policy_id is None:
         return None
-    return session.scalars(select(MaintenanceWindow).where(*_active(now), or_(*covers))
-                           .order_by(MaintenanceWindow.ends_at.desc(), MaintenanceWindow.id).limit(1)).first()
+    with session.no_autoflush:  # reads windows only: the caller's pending changes can wait
+        return session.scalars(ACTIVE_WINDOW_FOR, {"now": now, "source_id": source_id,
+                                                   "policy_id": policy_id}).first()
+
+
+# Named SQL: the latest-ending window in force at :now covering :source_id or :policy_id (a
+# NULL id covers nothing).
+_at = bindparam("now", type_=UTCDateTime)
+ACTIVE_WINDOW_FOR = (
+    select(MaintenanceWindow)
+    .where(MaintenanceWindow.starts_at <= _at, MaintenanceWindow.ends_at > _at,
+           or_(MaintenanceWindow.ended_at.is_(None), MaintenanceWindow.ended_at > _at),
+           or_(exists().where(MaintenanceWindowSource.window_id == MaintenanceWindow.id,
+                              MaintenanceWindowSource.alert_source_id == bindparam("source_id")),
+               exists().where(MaintenanceWindowPolicy.window_id == MaintenanceWindow.id,
+                              MaintenanceWindowPolicy.policy_id == bindparam("policy_id"))))
+    .order_by(MaintenanceWindow.ends_at.desc(), MaintenanceWindow.id).limit(1)
+)
 
 
 def until_text(window: MaintenanceWindow) -> str:

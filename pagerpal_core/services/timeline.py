@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from pagerpal_core.models import AlertSource, Incident, IncidentEvent, User
@@ -45,15 +46,12 @@ def record_as_caller(session: Session, user: User | None) -> None:
     session.info[RECORDED_BY_KEY] = user.id if user is not None else None
 
 
-def record_event(session: Session, incident: Incident, kind: str, message: str, *,
-                 actor: User | AlertSource | str | None = None, detail: dict | None = None,
-                 now: datetime | None = None) -> IncidentEvent:
-    """Append one event to `incident`'s timeline (flushed, not committed).
-
-    `recorded_by_id` is the caller named by `record_as_caller` for this session, if any.
-    """
-    event = IncidentEvent(
-        incident_id=incident.id,
+def event_row(session: Session, incident_id: int | None, kind: str, message: str, *,
+              actor: User | AlertSource | str | None = None, detail: dict | None = None,
+              now: datetime | None = None) -> dict:
+    """One timeline event's column values (`recorded_by_id` from `record_as_caller`)."""
+    return dict(
+        incident_id=incident_id,
         kind=kind,
         message=message,
         actor_user_id=actor.id if isinstance(actor, User) else None,
@@ -63,6 +61,21 @@ def record_event(session: Session, incident: Incident, kind: str, message: str, 
         detail=bounded_detail(detail),
         created_at=now or utcnow(),
     )
+
+
+def record_event(session: Session, incident: Incident, kind: str, message: str, *,
+                 actor: User | AlertSource | str | None = None, detail: dict | None = None,
+                 now: datetime | None = None) -> IncidentEvent:
+    """Append one event to `incident`'s timeline (written at the session's next flush).
+
+    Not flushed here: the events and incident changes of one action then reach the
+    database together, in one flush (one multi-row INSERT per table), not a round trip each.
+    """
+    event = IncidentEvent(**event_row(session, incident.id, kind, message, actor=actor, detail=detail, now=now))
     session.add(event)
-    session.flush()
     return event
+
+
+def insert_event_rows(session: Session, rows: list[dict]) -> None:
+    """Write `event_row`s at once, in one statement, for an incident not loaded as an object."""
+    session.execute(insert(IncidentEvent.__table__), rows)
