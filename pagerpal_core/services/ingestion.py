@@ -23,6 +23,7 @@ from datetime import datetime
 
 from sqlalchemy import Select, bindparam, cast, exists, insert, literal, select, text, true, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, make_transient_to_detached, scoped_session
 from sqlalchemy.orm.util import identity_key
 
@@ -106,10 +107,12 @@ def ingest_events(session: Session, source: SourceLike, events: list[AlertEvent]
 
     With `autocommit` (the web's choice), on PostgreSQL and while `session` has not begun a
     transaction, the token — together with the count of a lone repeat, which is then the
-    whole request — is committed by its own statement: neither the source row nor the
-    incident row stays locked while Python works, which is what lets an alert storm on
-    one incident go at the database's pace. What follows (a new incident and its pages, a
-    batch) runs in the caller's transaction as usual.
+    whole request — is committed by its own statement, on a connection of its own in
+    autocommit mode: neither the source row nor the incident row stays locked while Python
+    works, which is what lets an alert storm on one incident go at the database's pace. So
+    is a new incident nobody can be paged for (one statement with its timeline rows). What
+    follows otherwise (a new incident and its pages, a batch) runs in the caller's
+    transaction as usual.
 
     Events are applied sorted by external id so two requests carrying the same alerts in
     different orders lock their incident rows in the same order, and the token is always
@@ -117,15 +120,18 @@ def ingest_events(session: Session, source: SourceLike, events: list[AlertEvent]
     """
     run = _Run(session, source, now=now, base_url=base_url, bucket=bucket, postgres=is_postgres(session),
                autocommit=autocommit)
-    if bucket is not None and not (len(events) == 1 and events[0].action == TRIGGER):
-        _take_token(run)  # a lone trigger takes it in the same statement as its count
-    if run.postgres and len(events) > 1:
-        return _apply_batch(run, events)
-    order = sorted(range(len(events)), key=lambda i: events[i].external_id)
-    results: list[IngestResult | None] = [None] * len(events)
-    for i in order:
-        results[i] = _apply(run, events[i])
-    return results
+    try:
+        if bucket is not None and not (len(events) == 1 and events[0].action == TRIGGER):
+            _take_token(run)  # a lone trigger takes it in the same statement as its count
+        if run.postgres and len(events) > 1:
+            return _apply_batch(run, events)
+        order = sorted(range(len(events)), key=lambda i: events[i].external_id)
+        results: list[IngestResult | None] = [None] * len(events)
+        for i in order:
+            results[i] = _apply(run, events[i])
+        return results
+    finally:
+        run.end_autocommit()
 
 
 def ingest_event(session: Session, source: SourceLike, event: AlertEvent, *, now: datetime,
@@ -159,28 +165,32 @@ class _Run:
     postgres: bool
     autocommit: bool = False
     token_taken: bool = False
-    autocommitting: bool = False
+    _autocommitted: Connection | None = None
     _source_row: AlertSource | None = None
 
     @property
     def token_pending(self) -> bool:
         return self.bucket is not None and not self.token_taken
 
-    def begin_autocommit(self) -> bool:
-        """Run the next statements each as its own transaction when allowed (see ingest_events)."""
-        if self.autocommitting:
-            return True
+    def begin_autocommit(self) -> None:
+        """Run the next statements of `db` each as its own transaction when allowed (see
+        ingest_events): Core statements on a pooled connection in autocommit mode."""
+        if self._autocommitted is not None or not (self.autocommit and self.postgres):
+            return
         session = self.session() if isinstance(self.session, scoped_session) else self.session
-        if self.autocommit and self.postgres and not session.in_transaction():
-            self.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-            self.autocommitting = True
-        return self.autocommitting
+        if not session.in_transaction():
+            self._autocommitted = session.get_bind().connect().execution_options(isolation_level="AUTOCOMMIT")
 
     def end_autocommit(self) -> None:
-        """Back to ordinary transactions for whatever follows (nothing is pending)."""
-        if self.autocommitting:
-            self.autocommitting = False
-            self.session.commit()
+        """Back to the session's transaction for whatever follows (nothing is pending)."""
+        if self._autocommitted is not None:
+            self._autocommitted.close()
+            self._autocommitted = None
+
+    @property
+    def db(self) -> Session | Connection:
+        """Where the next Core statement runs: the autocommitted connection, else the session."""
+        return self._autocommitted if self._autocommitted is not None else self.session
 
     def source_row(self) -> AlertSource:
         """The source as an ORM object (the timeline's actor, `incident.alert_source`).
@@ -315,7 +325,7 @@ def _take_token(run: _Run) -> None:
     """Spend the request's token as its first statement, or raise RateLimited / SourceChanged."""
     bucket = run.bucket
     run.begin_autocommit()
-    result = take_token(run.session, run.source.id, now=run.now, capacity=bucket.capacity,
+    result = take_token(run.db, run.source.id, now=run.now, capacity=bucket.capacity,
                         refill_per_second=bucket.refill_per_second, expect=run.source)
     if not result.allowed:
         raise _rate_limited(run.source, result)
@@ -431,7 +441,7 @@ def _count_repeat(run: _Run, external_id: str) -> tuple[int, int, int] | None:
     params = {"match_source_id": run.source.id, "match_external_id": external_id, "now": run.now}
     if run.token_pending and run.postgres:
         run.begin_autocommit()  # left on: a new incident with nobody to page may follow (_trigger)
-        row = run.session.execute(TAKE_TOKEN_AND_COUNT, {**params, **_token_params(run)}).one()
+        row = run.db.execute(TAKE_TOKEN_AND_COUNT, {**params, **_token_params(run)}).one()
         if row.tokens is None:
             _refused(run)
         run.token_taken = True
@@ -442,7 +452,7 @@ def _count_repeat(run: _Run, external_id: str) -> tuple[int, int, int] | None:
         if run.session.execute(TAKE_TOKEN["sqlite", True], _token_params(run)).scalar() is None:
             _refused(run)
         run.token_taken = True
-    row = run.session.execute(COUNT_REPEAT, params).one_or_none()
+    row = run.db.execute(COUNT_REPEAT, params).one_or_none()
     return None if row is None else tuple(row)
 
 
@@ -454,7 +464,7 @@ def _token_params(run: _Run) -> dict:
 
 def _refused(run: _Run) -> None:
     """The token statement matched nothing: the source changed, or its bucket is empty."""
-    result = explain_refusal(run.session, run.source.id, now=run.now, capacity=run.bucket.capacity,
+    result = explain_refusal(run.db, run.source.id, now=run.now, capacity=run.bucket.capacity,
                              refill_per_second=run.bucket.refill_per_second, expect=run.source)
     raise _rate_limited(run.source, result)
 
@@ -486,8 +496,7 @@ def _trigger(run: _Run, event: AlertEvent) -> IngestResult:
             run.end_autocommit()
             return _repeated(run, event, *counted)
         if unrouted is _NOT_ASKED:  # asked once, before anything is written
-            unrouted = escalation.unrouted_from_the_start(run.session, run.source.id, run.source.policy_id,
-                                                          run.now)
+            unrouted = escalation.unrouted_from_the_start(run.db, run.source.id, run.source.policy_id, run.now)
         if unrouted is not None:
             opened = _open_unrouted(run, event, unrouted)
         else:
@@ -529,7 +538,7 @@ def _open_unrouted(run: _Run, event: AlertEvent, reason: str) -> IngestResult | 
                         detail=_opened_detail(event), now=now),
               event_row(session, None, kind, message, actor=source, detail=detail, now=now)]
     if run.postgres:
-        incident_id = session.execute(OPEN_WITH_TWO_EVENTS, {**values, **_numbered(events)}).scalar()
+        incident_id = run.db.execute(OPEN_WITH_TWO_EVENTS, {**values, **_numbered(events)}).scalar()
     else:
         incident_id = session.execute(INSERT_ID_IF_NO_OPEN["sqlite"], values).scalar()
         if incident_id is not None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, delete, exists, func, or_, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, selectinload
 
 from pagerpal_core.db import MAX_ROW_ID, UTCDateTime, is_postgres
@@ -176,19 +177,29 @@ def active_window_for(session: Session, source_id: int | None, policy_id: int | 
                                                    "policy_id": policy_id}).first()
 
 
+def window_in_force_id(db: Session | Connection, source_id: int | None, policy_id: int | None,
+                       now: datetime) -> int | None:
+    """`active_window_for`'s window id, by a Core query (a session or a bare connection)."""
+    if source_id is None and policy_id is None:
+        return None
+    return db.execute(ACTIVE_WINDOW_ID_FOR, {"now": now, "source_id": source_id, "policy_id": policy_id}).scalar()
+
+
 # Named SQL: the latest-ending window in force at :now covering :source_id or :policy_id (a
-# NULL id covers nothing).
-_at = bindparam("now", type_=UTCDateTime)
-ACTIVE_WINDOW_FOR = (
-    select(MaintenanceWindow)
-    .where(MaintenanceWindow.starts_at <= _at, MaintenanceWindow.ends_at > _at,
-           or_(MaintenanceWindow.ended_at.is_(None), MaintenanceWindow.ended_at > _at),
-           or_(exists().where(MaintenanceWindowSource.window_id == MaintenanceWindow.id,
-                              MaintenanceWindowSource.alert_source_id == bindparam("source_id")),
-               exists().where(MaintenanceWindowPolicy.window_id == MaintenanceWindow.id,
-                              MaintenanceWindowPolicy.policy_id == bindparam("policy_id"))))
-    .order_by(MaintenanceWindow.ends_at.desc(), MaintenanceWindow.id).limit(1)
-)
+# NULL id covers nothing); the whole window, or only its id.
+def _in_force_covering(query):
+    at = bindparam("now", type_=UTCDateTime)
+    return (query.where(MaintenanceWindow.starts_at <= at, MaintenanceWindow.ends_at > at,
+                        or_(MaintenanceWindow.ended_at.is_(None), MaintenanceWindow.ended_at > at),
+                        or_(exists().where(MaintenanceWindowSource.window_id == MaintenanceWindow.id,
+                                           MaintenanceWindowSource.alert_source_id == bindparam("source_id")),
+                            exists().where(MaintenanceWindowPolicy.window_id == MaintenanceWindow.id,
+                                           MaintenanceWindowPolicy.policy_id == bindparam("policy_id"))))
+            .order_by(MaintenanceWindow.ends_at.desc(), MaintenanceWindow.id).limit(1))
+
+
+ACTIVE_WINDOW_FOR = _in_force_covering(select(MaintenanceWindow))
+ACTIVE_WINDOW_ID_FOR = _in_force_covering(select(MaintenanceWindow.id))
 
 
 def until_text(window: MaintenanceWindow) -> str:
