@@ -24,7 +24,6 @@ import logging
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, selectinload
 
 from pagerpal_core.db import is_postgres
@@ -174,16 +173,11 @@ def start_escalation(session: Session, incident: Incident, *, now: datetime, bas
     return True
 
 
-def unrouted_from_the_start(db: Session | Connection, source_id: int | None, policy_id: int | None,
-                            now: datetime) -> str | None:
-    """Why a new incident of this source and policy will page nobody — asked before it is written,
-    so it can be written flagged (see `unrouted_event`) — else None (it may page, or be held).
-
-    The same order as `start_escalation`: a maintenance window first, then the policy.
-    """
-    if policy_id is not None or maintenance.window_in_force_id(db, source_id, policy_id, now) is not None:
-        return None
-    return NO_POLICY
+def unrouted_unless_held(policy_id: int | None) -> str | None:
+    """Why a new incident with this policy will page nobody unless a maintenance window holds it
+    (`start_escalation` asks the windows first) — asked before it is written, so it can be
+    written flagged (see `unrouted_event`) — else None (it may page)."""
+    return NO_POLICY if policy_id is None else None
 
 
 def unrouted_event(reason: str) -> tuple[str, str, dict]:

@@ -32,7 +32,7 @@ from pagerpal_core.errors import Conflict, RateLimited
 from pagerpal_core.models import AlertSource, Incident, IncidentEvent
 from pagerpal_core.models.incidents import OPEN_INCIDENT_PREDICATE, OPEN_STATUSES
 from pagerpal_core.payloads.common import ACKNOWLEDGE, IGNORE, RESOLVE, TRIGGER, AlertEvent
-from pagerpal_core.services import escalation
+from pagerpal_core.services import escalation, maintenance
 from pagerpal_core.services import incidents as incident_actions
 from pagerpal_core.services.alert_sources import map_severity
 from pagerpal_core.services.rate_limit import (
@@ -382,19 +382,29 @@ INSERT_ID_IF_NO_OPEN = {
     for name, dialect_insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))}
 
 
-def _open_with_events(count: int) -> Select:
-    # Named SQL (PostgreSQL): INSERT_ID_IF_NO_OPEN and, only when it inserted, `count` timeline
-    # rows for the new incident (parameters e0_kind, e0_message, ... as `event_row` names them).
-    ins = INSERT_ID_IF_NO_OPEN["postgresql"].cte("ins")
+def _open_unless_held(count: int) -> Select:
+    # Named SQL (PostgreSQL): open an incident unless (source, external id) has an open one or
+    # a maintenance window covers :source_id or :policy_id, and then write `count` timeline rows
+    # for it (parameters e0_kind, e0_message, ... as `event_row` names them). One row: the new
+    # id (NULL when nothing was written) and whether a window holds the source's paging.
+    held = maintenance.ACTIVE_WINDOW_ID_FOR.exists()
+    new = (postgresql.insert(_incidents)
+           .from_select(list(_NEW_INCIDENT_COLUMNS),
+                        select(*[bindparam(c, type_=_incidents.c[c].type) for c in _NEW_INCIDENT_COLUMNS])
+                        .where(~held))
+           .on_conflict_do_nothing(index_elements=["alert_source_id", "external_id"],
+                                   index_where=text(OPEN_INCIDENT_PREDICATE))
+           .returning(_incidents.c.id).cte("ins"))
     events = IncidentEvent.__table__
     columns = [c for c in events.c if c.name not in ("id", "incident_id")]
-    rows = [select(ins.c.id, *[cast(bindparam(f"e{i}_{c.name}", type_=c.type), c.type) for c in columns])
+    rows = [select(new.c.id, *[cast(bindparam(f"e{i}_{c.name}", type_=c.type), c.type) for c in columns])
             for i in range(count)]
     written = insert(events).from_select(["incident_id", *[c.name for c in columns]], union_all(*rows))
-    return select(ins.c.id).add_cte(written.cte("ev"))
+    return (select(select(new.c.id).scalar_subquery().label("id"), held.label("held"))
+            .add_cte(written.cte("ev")))
 
 
-OPEN_WITH_TWO_EVENTS = _open_with_events(2)
+OPEN_UNLESS_HELD = _open_unless_held(2)
 
 # Named SQL: count one more occurrence on the open incident of (source, external id).
 # One UPDATE under the row lock, so 50 concurrent repeats add exactly 50.
@@ -485,32 +495,30 @@ def _trigger(run: _Run, event: AlertEvent) -> IngestResult:
     # Count, else insert: during a storm nearly every alert is a repeat, which is then one
     # statement. Between the two statements another request may open the incident (the
     # insert conflicts: count again) or resolve it (the count misses: insert again).
-    # Three rounds are plenty.
-    # On PostgreSQL a lone alert runs autocommitted up to here: a repeat is then one
-    # statement in all, and so is a new incident nobody can be paged for (plus the question).
+    # Three rounds are plenty. On PostgreSQL a lone alert runs autocommitted: a repeat is
+    # one statement in all, a new incident nobody can be paged for one more.
     dialect = "postgresql" if run.postgres else "sqlite"
-    unrouted = _NOT_ASKED
-    for _ in range(3):
-        counted = _count_repeat(run, event.external_id)
-        if counted is not None:
-            run.end_autocommit()
-            return _repeated(run, event, *counted)
-        if unrouted is _NOT_ASKED:  # asked once, before anything is written
-            unrouted = escalation.unrouted_from_the_start(run.db, run.source.id, run.source.policy_id, run.now)
-        if unrouted is not None:
-            opened = _open_unrouted(run, event, unrouted)
-        else:
-            run.end_autocommit()  # paging writes many rows: one transaction
-            incident = run.session.scalars(INSERT_IF_NO_OPEN[dialect], _new_incident_values(run, event)).first()
-            opened = None if incident is None else _opened(run, event, incident)
-        if opened is not None:
-            run.end_autocommit()
-            return opened
-    run.end_autocommit()
-    raise Conflict("the alert's incident changed state repeatedly while ingesting; retry")
+    unrouted = escalation.unrouted_unless_held(run.source.policy_id)
+    try:
+        for _ in range(3):
+            counted = _count_repeat(run, event.external_id)
+            if counted is not None:
+                run.end_autocommit()
+                return _repeated(run, event, *counted)
+            opened = _open_unrouted(run, event, unrouted) if unrouted is not None else _HELD
+            if opened is _HELD:  # it may page, or a maintenance window holds it
+                run.end_autocommit()  # paging writes many rows: one transaction
+                incident = run.session.scalars(INSERT_IF_NO_OPEN[dialect], _new_incident_values(run, event)).first()
+                opened = None if incident is None else _opened(run, event, incident)
+            if opened is not None:
+                return opened
+        raise Conflict("the alert's incident changed state repeatedly while ingesting; retry")
+    finally:
+        run.end_autocommit()
 
 
-_NOT_ASKED = object()
+# What _open_unrouted answers when a maintenance window covers the new incident.
+_HELD = object()
 
 
 def _opened_detail(event: AlertEvent) -> dict:
@@ -523,13 +531,15 @@ def _opened(run: _Run, event: AlertEvent, incident: Incident) -> IngestResult:
     return IngestResult(CREATED, event.external_id, incident.id, "incident opened", 1)
 
 
-def _open_unrouted(run: _Run, event: AlertEvent, reason: str) -> IngestResult | None:
+def _open_unrouted(run: _Run, event: AlertEvent, reason: str):
     """Open an incident nobody can be paged for, written as `trigger_incident` would leave it
     (flagged unrouted after its first paging pass; "triggered" and "unrouted" on its timeline)
-    without loading it as an object. None when an open incident exists.
+    without loading it as an object. None when an open incident exists; _HELD, writing
+    nothing, when a maintenance window covers it (`trigger_incident` holds it then).
 
-    On PostgreSQL one statement writes the incident and its events (atomic on its own, so it
-    may run autocommitted); on SQLite two INSERTs in the caller's transaction.
+    On PostgreSQL one statement checks the windows and writes the incident and its events
+    (atomic on its own, so it may run autocommitted); on SQLite a query and two INSERTs in
+    the caller's transaction.
     """
     session, now, source = run.session, run.now, run.source_row()
     values = {**_new_incident_values(run, event), "unrouted": True, "page_generation": 1}
@@ -537,9 +547,14 @@ def _open_unrouted(run: _Run, event: AlertEvent, reason: str) -> IngestResult | 
     events = [event_row(session, None, "triggered", incident_actions.opened_message(event.title), actor=source,
                         detail=_opened_detail(event), now=now),
               event_row(session, None, kind, message, actor=source, detail=detail, now=now)]
+    covers = {"now": now, "source_id": run.source.id}  # and policy_id (None) from `values`
     if run.postgres:
-        incident_id = run.db.execute(OPEN_WITH_TWO_EVENTS, {**values, **_numbered(events)}).scalar()
+        incident_id, held = run.db.execute(OPEN_UNLESS_HELD, {**values, **covers, **_numbered(events)}).one()
+        if held:
+            return _HELD
     else:
+        if maintenance.window_in_force_id(session, run.source.id, values["policy_id"], now) is not None:
+            return _HELD
         incident_id = session.execute(INSERT_ID_IF_NO_OPEN["sqlite"], values).scalar()
         if incident_id is not None:
             insert_event_rows(session, [{**row, "incident_id": incident_id} for row in events])

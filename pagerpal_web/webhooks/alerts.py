@@ -102,7 +102,8 @@ def ingest(source: SourceSnapshot, kind: str, body) -> tuple[list, dict | None]:
     except SourceChanged:
         db.session.rollback()
         raise
-    db.session.commit()
+    if db.session().in_transaction():  # else everything was autocommitted (a lone alert on PostgreSQL)
+        db.session.commit()
     outcomes = Counter(r.outcome for r in results)
     count_alerts(source.name, (r.outcome for r in results))
     log.info("alerts ingested", extra=log_fields(
