@@ -1,0 +1,68 @@
+"""Pooled PostgreSQL connections: pinged only after sitting idle, replaced when found dead; a
+database that is gone answers 503 with Retry-After (senders retry), never a 500."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+import pagerpal_core.db as pagerpal_db
+from pagerpal_core.db import make_engine
+from tests.dbutil import PG_ADMIN_URL
+
+pytestmark = pytest.mark.postgres_only
+
+
+def _backend_pid(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT pg_backend_pid()")).scalar()
+
+
+def _terminate(pid: int) -> None:
+    admin = make_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
+    admin.dispose()
+
+
+def test_an_idle_connection_killed_by_the_server_is_replaced_before_use(pg_database_url, monkeypatch):
+    engine = make_engine(pg_database_url, pool_size=1, max_overflow=0)
+    try:
+        first = _backend_pid(engine)
+        _terminate(first)  # the pooled connection is now dead, and has been idle "long enough"
+        monkeypatch.setattr(pagerpal_db, "PING_AFTER_IDLE_SECONDS", 0.0)
+        assert _backend_pid(engine) != first
+    finally:
+        engine.dispose()
+
+
+def test_a_connection_in_steady_use_is_not_pinged_and_a_dead_one_fails_once(pg_database_url, monkeypatch):
+    monkeypatch.setattr(pagerpal_db, "PING_AFTER_IDLE_SECONDS", 3600.0)
+    engine = make_engine(pg_database_url, pool_size=1, max_overflow=0)
+    pings = []
+    monkeypatch.setattr(engine.dialect, "do_ping", lambda dbapi_connection: pings.append(1) or True)
+    try:
+        first = _backend_pid(engine)
+        for _ in range(5):
+            _backend_pid(engine)
+        assert pings == []  # no round trip spent on a connection in steady use
+        _terminate(first)
+        with pytest.raises(OperationalError) as raised:
+            _backend_pid(engine)
+        assert raised.value.connection_invalidated  # ... which throws the pool's connections away
+        assert _backend_pid(engine) != first
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.backends("sqlite")  # the app's own database is never reached: it points elsewhere
+def test_a_database_that_is_gone_answers_503_with_retry_after(make_app):
+    app = make_app(DATABASE_URL="postgresql+psycopg2://postgres@127.0.0.1:9/none")  # nothing listens there
+    client = app.test_client()
+    response = client.post("/api/v1/alerts", json={"title": "Disk full"}, headers={"X-API-Key": "ppk_" + "x" * 40})
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert response.get_json()["error"]["code"] == "database_unavailable"
+    page = client.get("/login")
+    assert page.status_code == 503 and b"Database unavailable" in page.data
