@@ -173,10 +173,15 @@ def test_form_without_csrf_token_is_refused(page, live_server, app):
 
 
 def test_screenshots_of_the_configuration_pages(page, live_server, app):
-    """Every main page renders in the browser with seeded data (and gets a screenshot)."""
+    """Every main page renders in the browser with seeded data (and gets a screenshot); at desktop
+    width the On call card, the policy's "now reaches" and the profile link work (the first-hour
+    flows check them at phone width)."""
     world = build_world(app)
     sign_in(page, live_server.url, world.admin_email)
     url = live_server.url
+    card = page.locator(f"#on-call-{world.schedule_id}")  # signing in lands on the dashboard
+    assert card.is_visible()
+    assert all(word in card.inner_text() for word in ("Primary", "Pat Paged", "until", "sms"))
     pages = {
         "incident-desktop": f"/incidents/{world.incident_id}",
         "users": "/users",
@@ -197,6 +202,8 @@ def test_screenshots_of_the_configuration_pages(page, live_server, app):
         response = page.goto(url + path)
         assert response.status == 200, path
         screenshot(page, name)
+        if name == "escalation-policy-detail":
+            assert page.locator("#now-reaches").inner_text().startswith("Level 1 now reaches: Pat Paged")
     page.goto(f"{url}/schedules/{world.schedule_id}")
     assert page.locator("#timeline-svg g[data-layer=override]").count() >= 1
 
@@ -211,6 +218,8 @@ def test_screenshots_of_the_configuration_pages(page, live_server, app):
     page.click("#members button:has-text('Remove')")
     page.wait_for_selector(".flash-success")
     assert "No members." in page.locator("#members").inner_text()
+    page.click("#profile-link")
+    page.wait_for_url("**/profile")
     assert errors == [], errors  # no CSP violations or script errors
 
 
