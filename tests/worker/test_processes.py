@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import select
 
-from pagerpal_core.models import Notification
+from pagerpal_core.models import JobStatus, Notification
 from pagerpal_core.services.notifications import retry_notification
 from pagerpal_core.timeutil import utcnow
 from tests.worker.conftest import (
@@ -37,6 +37,8 @@ def stop_all(*workers, timeout=15):
 
 
 def test_two_workers_send_each_page_exactly_once(database_url, tmp_path, session, fake_infobip, start_worker):
+    """One leads and sends every page once; the other stands by and shows as a standby in the
+    job rows (what `check` and the jobs page read), next to the leader's pid."""
     ids = queue_pages(session, None, 200)
     env = worker_env(database_url, tmp_path / "instance", fake_infobip.url)
     first, second = start_worker(env, "first"), start_worker(env, "second")
@@ -46,8 +48,18 @@ def test_two_workers_send_each_page_exactly_once(database_url, tmp_path, session
     assert max(received.values()) == 1, "a page reached the provider twice"
     leaders = [w for w in (first, second) if w.logged("leading")]
     assert len(leaders) == 1
-    standby = second if leaders[0] is first else first
+    leader = leaders[0]
+    standby = second if leader is first else first
     assert standby.logged("another worker leads; standing by")
+
+    def job():
+        row = read(session, lambda: session.scalars(select(JobStatus).where(
+            JobStatus.name == "notification_retry")).one_or_none())
+        return row if row is not None and any(k.endswith(f":{standby.pid}") for k in row.standby_instances) \
+            else None
+
+    row = wait_until(job, 30, interval=0.25, message="the standby on the job row")
+    assert row.leader_pid == leader.pid
     assert stop_all(first, second) == [0, 0]
 
 
@@ -142,26 +154,6 @@ def test_sigterm_finishes_in_flight_sends_and_leaves_nothing_sending(database_ur
     wait_until(lambda: counts(session).get("sent") == 100, 60, interval=0.25, message="the rest sent")
     assert max(Counter(notification_ids_received(fake_infobip)).values()) == 1
     assert stop_all(worker) == [0]
-
-
-def test_standbys_show_in_the_job_rows(database_url, tmp_path, session, start_worker):
-    from pagerpal_core.models import JobStatus
-
-    env = worker_env(database_url, tmp_path / "instance")
-    leader = start_worker(env, "leader")
-    leader.wait_for_log("leading")
-    standby = start_worker(env, "standby")
-    standby.wait_for_log("another worker leads; standing by")
-
-    def job():
-        row = read(session, lambda: session.scalars(select(JobStatus).where(
-            JobStatus.name == "notification_retry")).one_or_none())
-        return row if row is not None and any(k.endswith(f":{standby.pid}") for k in row.standby_instances) \
-            else None
-
-    row = wait_until(job, 30, interval=0.25, message="the standby on the job row")
-    assert row.leader_pid == leader.pid
-    assert stop_all(leader, standby) == [0, 0]
 
 
 @pytest.mark.postgres_only
