@@ -27,6 +27,9 @@ def parse_lines(output: str) -> dict[str, tuple[str, str]]:
     return checks
 
 
+# The failures here are configuration, and the JSON test is about output: neither depends on the
+# database. The CLI's database checks run on both backends in the good-configuration test below.
+@pytest.mark.backends("sqlite")
 def test_check_fails_on_production_defaults_with_one_line_per_problem(run_cli, database_url):
     result = run_cli(["pagerpal", "check"], env={"ENVIRONMENT": "production", "DATABASE_URL": database_url})
     assert result.returncode == 1, result.stdout + result.stderr
@@ -57,6 +60,7 @@ def test_check_passes_on_a_good_production_config(run_cli, database_url, session
     assert checks["providers"][0] == "warn"  # sending disabled: safe mode is a warning, not a failure
 
 
+@pytest.mark.backends("sqlite")
 def test_check_json_output(run_cli, database_url):
     import json
 
@@ -135,6 +139,8 @@ def test_stale_heartbeat_fails(session, database_url, tmp_path):
     assert checks["worker_leader"].status == FAIL  # the only leader is stale
 
 
+# Configuration checks read only the settings: one backend is enough.
+@pytest.mark.backends("sqlite")
 @pytest.mark.parametrize("changes, name, status", [
     ({"SECRET_KEY": "short"}, "secret_key", FAIL),
     ({"SECRET_KEY": "placeholder-secret-key-replace-before-real-use"}, "secret_key", FAIL),
