@@ -270,7 +270,23 @@ TEXT_FORMS = ["ui.create_alert_source_view", "ui.update_alert_source_view", "ui.
 @pytest.mark.backends("postgresql")
 @pytest.mark.parametrize("endpoint", TEXT_FORMS)
 def test_ui_text_fields_refuse_unstorable_text_on_postgresql(app, endpoint):
-    _sweep(app, endpoint, only=("=nul", "=lone_surrogate", "=invalid_utf8"))
+    _sweep(app, endpoint, only=_unstorable_probes(app))
+
+
+def _unstorable_probes(app) -> tuple:
+    """The probes whose text PostgreSQL may refuse where SQLite stores it: NUL, and the raw
+    invalid UTF-8 ones only if form parsing turns them into non-ASCII text. Werkzeug 3 keeps an
+    undecodable %-escape as its literal ASCII ("%FF%FE"), which every database stores, so on
+    PostgreSQL they would only repeat what the SQLite sweep shows."""
+    from flask import request
+
+    labels = ["=nul"]
+    for label, raw in RAW_BAD_VALUES.items():
+        with app.test_request_context("/", method="POST", data=encode({}, {"field": raw}),
+                                      content_type="application/x-www-form-urlencoded"):
+            if not request.form["field"].isascii():
+                labels.append(f"={label}")
+    return tuple(labels)
 
 
 def _sweep(app, endpoint: str, only: tuple = ()) -> None:
