@@ -422,6 +422,12 @@ def _bodies() -> dict:
 
 
 WEBHOOK_CASES = sorted(_bodies())
+# Bodies that are not a JSON object at all: nothing in them can reach a table, so the database
+# cannot change how they are refused (the source-key lookup they pass through is the same for
+# every body). The rest, whose values a webhook may store, run on both backends.
+NOT_AN_OBJECT = ["deep_array", "empty", "form_encoded", "top_array", "top_null", "top_number", "top_string",
+                 "whitespace", "xml"]
+STORABLE_CASES = [case for case in WEBHOOK_CASES if case not in NOT_AN_OBJECT]
 
 
 @pytest.fixture
@@ -448,8 +454,17 @@ def _check_json_error(response) -> str | None:
 
 
 @pytest.mark.backends("sqlite", "postgresql")
-@pytest.mark.parametrize("case", WEBHOOK_CASES)
+@pytest.mark.parametrize("case", STORABLE_CASES)
 def test_webhooks_answer_bad_bodies_with_4xx_json(app, sources, case):
+    _send_to_every_webhook(app, sources, case)
+
+
+@pytest.mark.parametrize("case", NOT_AN_OBJECT)
+def test_webhooks_answer_bodies_that_are_not_objects_with_4xx_json(app, sources, case):
+    _send_to_every_webhook(app, sources, case)
+
+
+def _send_to_every_webhook(app, sources, case: str) -> None:
     client = app.test_client()
     problems = []
     for kind, path in WEBHOOKS.items():
