@@ -46,6 +46,24 @@ def phone_page(browser):
     context.close()
 
 
+def signed_in_as(page, app, url: str, email: str, password: str | None = None) -> str:
+    """Sign `page`'s browser in as `email` without driving the form: the app's own login form is
+    posted by the test client (CSRF token and all) and the session cookie it sets is handed to the
+    browser. Signing in through Chromium is shown in test_login_browser.py and the first-run flows;
+    elsewhere it was setup, costing a context a second of CPU. Returns where signing in lands:
+    /mine for responders, /dashboard for everyone else."""
+    from tests.factories import PASSWORD
+    from tests.web.conftest import login
+
+    response = login(app.test_client(), email, password or PASSWORD)
+    assert response.status_code == 302, f"signing in as {email} was refused"
+    cookies = [{"name": name, "value": value.split(";", 1)[0], "url": url}
+               for name, _, value in (header.partition("=") for header in response.headers.getlist("Set-Cookie"))]
+    assert cookies, "signing in set no cookie"
+    page.context.add_cookies(cookies)
+    return response.headers["Location"]
+
+
 def screenshot(page, name: str) -> Path:
     """Save a full-page screenshot under test-artifacts/screenshots/."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -10,8 +10,8 @@ from pagerpal_core.services.escalation_policies import create_policy
 from pagerpal_core.services.schedules import create_override, create_rotation, create_schedule
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.extensions import db
-from tests.browser.conftest import screenshot
-from tests.factories import PASSWORD, make_user
+from tests.browser.conftest import screenshot, signed_in_as
+from tests.factories import make_user
 
 # Browser flows do not depend on the backend; SQLite keeps them quick.
 pytestmark = [pytest.mark.browser, pytest.mark.backends("sqlite")]
@@ -36,16 +36,8 @@ def world(app):
         return {"policy_id": policy.id}
 
 
-def _sign_in(page, base: str):
-    page.goto(f"{base}/login")
-    page.fill("#email", "admin@example.test")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/dashboard")
-
-
-def test_policy_page_shows_who_is_paged_now_and_at_a_chosen_time(page, live_server, world):
-    _sign_in(page, live_server.url)
+def test_policy_page_shows_who_is_paged_now_and_at_a_chosen_time(page, live_server, app, world):
+    signed_in_as(page, app, live_server.url, "admin@example.test")
     page.goto(f"{live_server.url}/escalation-policies/{world['policy_id']}")
     now_reaches = page.locator("#now-reaches")
     assert now_reaches.inner_text().startswith("Level 1 now reaches: Ben Okafor (override until ")
@@ -60,8 +52,8 @@ def test_policy_page_shows_who_is_paged_now_and_at_a_chosen_time(page, live_serv
     screenshot(page, "policy-simulation")
 
 
-def test_heartbeats_page_creates_a_monitor_and_shows_its_url_once(page, live_server, world):
-    _sign_in(page, live_server.url)
+def test_heartbeats_page_creates_a_monitor_and_shows_its_url_once(page, live_server, app, world):
+    page.goto(live_server.url + signed_in_as(page, app, live_server.url, "admin@example.test"))
     page.click("text=Heartbeats")
     page.wait_for_url("**/heartbeats")
     page.fill("#name", "nightly-backup")

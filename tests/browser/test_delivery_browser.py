@@ -12,8 +12,8 @@ from pagerpal_core.models import Notification
 from pagerpal_core.services.schedules import create_entry, create_schedule
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.extensions import db
-from tests.browser.conftest import screenshot
-from tests.factories import PASSWORD, make_user
+from tests.browser.conftest import screenshot, signed_in_as
+from tests.factories import make_user
 
 # Browser flows do not depend on the backend; SQLite keeps them quick.
 pytestmark = [pytest.mark.browser, pytest.mark.backends("sqlite")]
@@ -40,16 +40,8 @@ def world(app):
         return {"admin_id": admin.id, "admin_method_id": admin.contact_methods[0].id, "sam_id": sam.id}
 
 
-def _sign_in(page, base: str):
-    page.goto(f"{base}/login")
-    page.fill("#email", "admin@example.test")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/dashboard")
-
-
-def test_dashboard_warns_about_an_on_call_person_with_no_working_channel(page, live_server, world):
-    _sign_in(page, live_server.url)
+def test_dashboard_warns_about_an_on_call_person_with_no_working_channel(page, live_server, app, world):
+    page.goto(live_server.url + signed_in_as(page, app, live_server.url, "admin@example.test"))
     warning = page.locator("#reach-warnings li")
     assert warning.count() == 1
     text = warning.inner_text()
@@ -61,7 +53,7 @@ def test_dashboard_warns_about_an_on_call_person_with_no_working_channel(page, l
 
 
 def test_send_test_on_a_contact_method_queues_a_test_page(page, live_server, world, app):
-    _sign_in(page, live_server.url)
+    signed_in_as(page, app, live_server.url, "admin@example.test")
     page.goto(f"{live_server.url}/users/{world['admin_id']}")
     outcome = page.locator(f"#outcome-{world['admin_method_id']}")
     assert outcome.inner_text() == "last: never paged"

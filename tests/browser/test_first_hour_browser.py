@@ -21,8 +21,8 @@ from pagerpal_core.models import Incident, User
 from pagerpal_core.services import schedules
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.extensions import db
-from tests.browser.conftest import screenshot
-from tests.browser.test_ui_browser import no_dialogs, sign_in
+from tests.browser.conftest import screenshot, signed_in_as
+from tests.browser.test_ui_browser import no_dialogs
 from tests.factories import PASSWORD, make_user
 from tests.web.test_ui_pages import build_world
 
@@ -75,7 +75,7 @@ def test_checklist_ticks_itself_as_the_admin_sets_up(page, live_server):
 def test_on_call_card_and_policy_now_reaches(phone_page, live_server, app):
     world = build_world(app)  # Pat Paged is on call in "Primary" (an entry); a policy pages it
     tab = phone_page
-    sign_in(tab, live_server.url, world.admin_email)
+    signed_in_as(tab, app, live_server.url, world.admin_email)
     tab.goto(f"{live_server.url}/dashboard")
     card = tab.locator(f"#on-call-{world.schedule_id}")
     card.scroll_into_view_if_needed()
@@ -99,7 +99,7 @@ def test_times_in_a_non_utc_readers_zone(phone_page, live_server, app):
         viewer.timezone = "Asia/Tokyo"
         db.session.commit()
     tab = phone_page
-    sign_in(tab, live_server.url, world.viewer_email)
+    signed_in_as(tab, app, live_server.url, world.viewer_email)
     tab.goto(f"{live_server.url}/incidents/{world.incident_id}")
     opened_at = tab.locator("time[datetime='2027-01-15T08:30:00Z']").first
     assert opened_at.inner_text() == "2027-01-15 17:30 JST"
@@ -125,7 +125,7 @@ def test_rotation_built_in_a_chosen_order_then_edited(phone_page, live_server, a
     admin_email, schedule_id, people = _schedule_with_people(app)
     tab = phone_page
     dialogs = no_dialogs(tab)
-    sign_in(tab, live_server.url, admin_email)
+    signed_in_as(tab, app, live_server.url, admin_email)
     tab.goto(f"{live_server.url}/schedules/{schedule_id}")
     # Nobody yet: the gap warning says so.
     assert tab.locator("#gap-warning").is_visible()
@@ -178,8 +178,8 @@ def test_profile_password_change_ends_the_other_session(browser, phone_page, liv
     other_context = browser.new_context(viewport={"width": 1280, "height": 900})
     other = other_context.new_page()
     try:
-        sign_in(other, live_server.url, "vic@example.test")
-        sign_in(tab, live_server.url, "vic@example.test")
+        signed_in_as(other, app, live_server.url, "vic@example.test")
+        signed_in_as(tab, app, live_server.url, "vic@example.test")
         tab.goto(f"{live_server.url}/profile")
         assert tab.get_by_role("button", name="Send test").is_visible()
         assert fits(tab)
@@ -210,7 +210,7 @@ def test_profile_password_change_ends_the_other_session(browser, phone_page, liv
 def test_dashboard_refresh_is_conditional(page, live_server, app):
     """The browser's own refresh revalidates with If-None-Match; unchanged, the server answers 304."""
     world = build_world(app)
-    sign_in(page, live_server.url, world.viewer_email)
+    signed_in_as(page, app, live_server.url, world.viewer_email)
     page.goto(f"{live_server.url}/dashboard")
     etag = page.evaluate("fetch(location.href).then(r => r.headers.get('ETag'))")
     assert etag

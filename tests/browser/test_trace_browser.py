@@ -11,21 +11,13 @@ from pagerpal_core.services.schedules import create_override, create_rotation, c
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.extensions import db
 from pagerpal_worker.loop import run_cycle
-from tests.browser.conftest import ARTIFACTS, screenshot
+from tests.browser.conftest import ARTIFACTS, screenshot, signed_in_as
 from tests.core.routing_setup import make_source, open_incident
-from tests.factories import PASSWORD, make_user
+from tests.factories import make_user
 from tests.worker.conftest import fake_infobip, make_ctx  # noqa: F401  (fixtures)
 
 # Browser flows do not depend on the backend; SQLite keeps them quick.
 pytestmark = [pytest.mark.browser, pytest.mark.backends("sqlite")]
-
-
-def _sign_in(page, base: str):
-    page.goto(f"{base}/login")
-    page.fill("#email", "admin@example.test")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/dashboard")
 
 
 def test_trace_section_names_the_override_and_each_attempt(page, live_server, app, make_ctx,  # noqa: F811
@@ -55,7 +47,7 @@ def test_trace_section_names_the_override_and_each_attempt(page, live_server, ap
     run_cycle(ctx, now + timedelta(seconds=30))
     run_cycle(ctx, now + timedelta(minutes=10, seconds=5))  # level 2: Cy by email, which is not configured
 
-    _sign_in(page, live_server.url)
+    signed_in_as(page, app, live_server.url, "admin@example.test")
     page.goto(f"{live_server.url}/incidents/{incident_id}")
     trace = page.locator("#trace")
     text = trace.inner_text()
@@ -75,7 +67,7 @@ def test_maintenance_page_creates_and_ends_a_window(page, live_server, app):
         make_user(db.session, role="admin", name="Ada Admin", email="admin@example.test")
         make_source(db.session, None, name="grafana-prod")
         db.session.commit()
-    _sign_in(page, live_server.url)
+    signed_in_as(page, app, live_server.url, "admin@example.test")
     page.goto(f"{live_server.url}/maintenance")
     page.fill("#reason", "Postgres upgrade")
     page.select_option("#alert_source_ids", label="grafana-prod")

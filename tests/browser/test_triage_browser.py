@@ -10,8 +10,8 @@ import pytest
 
 from pagerpal_core.models import Incident
 from pagerpal_web.extensions import db
-from tests.browser.conftest import screenshot
-from tests.browser.test_ui_browser import no_dialogs, sign_in
+from tests.browser.conftest import screenshot, signed_in_as
+from tests.browser.test_ui_browser import no_dialogs
 
 # Browser flows do not depend on the backend; SQLite keeps them quick.
 pytestmark = [pytest.mark.browser, pytest.mark.backends("sqlite")]
@@ -29,7 +29,7 @@ def test_one_tap_acknowledge_from_the_dashboard_on_a_phone(phone_page, live_serv
     world = build_world(app)
     page = phone_page
     dialogs = no_dialogs(page)
-    sign_in(page, live_server.url, world.responder_email)
+    signed_in_as(page, app, live_server.url, world.responder_email)
     page.goto(f"{live_server.url}/dashboard")
     # The top bar is one line: brand and a Menu toggle; the links are folded away until tapped.
     assert page.locator("#nav-menu summary").is_visible()
@@ -62,7 +62,7 @@ def test_incident_page_on_a_phone_shows_actions_before_details(phone_page, live_
 
     world = build_world(app)
     page = phone_page
-    sign_in(page, live_server.url, world.responder_email)
+    signed_in_as(page, app, live_server.url, world.responder_email)
     page.goto(f"{live_server.url}/incidents/{world.incident_id}")
     actions = page.locator("#actions").bounding_box()
     facts = page.locator("dl.facts").bounding_box()

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from pagerpal_web.ui.dashboard import REFRESH_SECONDS
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import screenshot, signed_in_as
 from tests.factories import PASSWORD
 from tests.web.test_ui_pages import SCRIPT_TITLE, build_world
 
@@ -102,7 +102,7 @@ def test_admin_sets_up_a_source_gets_paged_and_sees_it_live(page, live_server):
 
 def test_dashboard_refresh_keeps_scroll_position(page, live_server, app):
     world = build_world(app)
-    sign_in(page, live_server.url, world.admin_email)
+    signed_in_as(page, app, live_server.url, world.admin_email)
     page.set_viewport_size({"width": 1280, "height": 400})
     for n in range(30):
         send_alert(live_server.url, world.full_key, title=f"Filler alert {n}", external_id=f"filler-{n}")
@@ -144,7 +144,7 @@ def test_responder_without_login_acknowledges_from_a_phone(phone_page, live_serv
 
 def test_viewer_sees_no_actions_and_forged_posts_are_refused(page, live_server, app):
     world = build_world(app)
-    sign_in(page, live_server.url, world.viewer_email)
+    signed_in_as(page, app, live_server.url, world.viewer_email)
     incident_url = f"{live_server.url}/incidents/{world.incident_id}"
     page.goto(incident_url)
     assert page.locator("#actions").count() == 0
@@ -162,7 +162,7 @@ def test_viewer_sees_no_actions_and_forged_posts_are_refused(page, live_server, 
 
 def test_form_without_csrf_token_is_refused(page, live_server, app):
     world = build_world(app)
-    sign_in(page, live_server.url, world.admin_email)
+    signed_in_as(page, app, live_server.url, world.admin_email)
     page.goto(f"{live_server.url}/teams")
     page.fill("#name", "No token team")
     page.evaluate("document.querySelectorAll('#create-team input[name=csrf_token]').forEach(e => e.remove())")
@@ -177,9 +177,9 @@ def test_screenshots_of_the_configuration_pages(page, live_server, app):
     width the On call card, the policy's "now reaches" and the profile link work (the first-hour
     flows check them at phone width)."""
     world = build_world(app)
-    sign_in(page, live_server.url, world.admin_email)
     url = live_server.url
-    card = page.locator(f"#on-call-{world.schedule_id}")  # signing in lands on the dashboard
+    page.goto(url + signed_in_as(page, app, url, world.admin_email))  # an admin lands on the dashboard
+    card = page.locator(f"#on-call-{world.schedule_id}")
     assert card.is_visible()
     assert all(word in card.inner_text() for word in ("Primary", "Pat Paged", "until", "sms"))
     pages = {
