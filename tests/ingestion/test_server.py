@@ -36,7 +36,15 @@ def new_source(session, name, **kwargs):
     return issued
 
 
-def test_fifty_concurrent_identical_alerts_make_one_incident(pg_database_url, pg_session, tmp_path):
+def test_fifty_concurrent_alerts_make_one_incident_and_no_key_reaches_the_logs(pg_database_url, pg_session,
+                                                                             tmp_path):
+    # Both halves want the same server (rate limit lifted), so they share one start of it.
+    with GunicornServer(pg_database_url, tmp_path, ALERT_SOURCE_RATE_LIMIT_CAPACITY=1000) as server:
+        fifty_concurrent_identical_alerts_make_one_incident(server, pg_session)
+        keys_never_reach_the_logs(server, pg_session)
+
+
+def fifty_concurrent_identical_alerts_make_one_incident(server, pg_session):
     issued = new_source(pg_session, "storm")
     alert = {"title": "Database down", "external_id": "db-down", "severity": "critical"}
     barrier = threading.Barrier(50, timeout=30)
@@ -46,9 +54,8 @@ def test_fifty_concurrent_identical_alerts_make_one_incident(pg_database_url, pg
         return requests.post(server.url + "/api/v1/alerts", json=alert, headers={"X-API-Key": issued.key},
                              timeout=60)
 
-    with GunicornServer(pg_database_url, tmp_path, ALERT_SOURCE_RATE_LIMIT_CAPACITY=1000) as server:
-        with ThreadPoolExecutor(max_workers=50) as pool:
-            responses = list(pool.map(send, range(50)))
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        responses = list(pool.map(send, range(50)))
 
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [200] * 49 + [201], [r.text[:200] for r in responses if r.status_code >= 300]
@@ -91,39 +98,37 @@ def test_rate_limit_holds_across_two_gunicorn_workers(pg_database_url, pg_sessio
     assert len(pids) == 2, "both workers should have served alerts"
 
 
-def test_keys_never_reach_the_logs(pg_database_url, pg_session, tmp_path):
+def keys_never_reach_the_logs(server, pg_session):
     issued = new_source(pg_session, "logged")
     pd = new_source(pg_session, "pd", kind="pagerduty")
     old_key = issued.key
-    url = None
-    with GunicornServer(pg_database_url, tmp_path, ALERT_SOURCE_RATE_LIMIT_CAPACITY=1000) as server:
-        url = server.url
-        basic = base64.b64encode(f"sns:{issued.key}".encode()).decode()
-        calls = [
-            dict(json={"title": "header"}, headers={"X-API-Key": issued.key}),
-            dict(json={"title": "bearer"}, headers={"Authorization": f"Bearer {issued.key}"}),
-            dict(json={"title": "basic"}, headers={"Authorization": f"Basic {basic}"}),
-            dict(json={"title": "query"}, params={"api_key": issued.key}),
-            dict(json={"nope": 1}, headers={"X-API-Key": issued.key}),                 # 422
-            dict(data=b"{broken", headers={"X-API-Key": issued.key}),                  # 400
-            dict(json={"title": "x"}, headers={"X-API-Key": issued.key + "tampered"}),  # 401
-            dict(json={"title": "x"}, params={"api_key": issued.key + "tampered"}),    # 401
-        ]
-        for call in calls:
-            requests.post(url + "/api/v1/alerts", timeout=30, **call)
-        requests.post(url + "/api/v1/webhooks/pagerduty", json=samples.pagerduty_event(routing_key=pd.key),
-                      timeout=30)
-        requests.post(url + "/api/v1/webhooks/pagerduty", json={"routing_key": pd.key, "event_action": "bad"},
-                      timeout=30)
-        requests.post(url + "/api/v1/webhooks/cloudwatch", data=json.dumps(samples.sns_notification()),
-                      headers={"Content-Type": "text/plain"}, auth=("sns", issued.key), timeout=30)
-        regenerated = regenerate_alert_source_key(pg_session, issued.source, now=utcnow())
-        pg_session.commit()
-        assert requests.post(url + "/api/v1/alerts", json={"title": "old"}, headers={"X-API-Key": old_key},
-                             timeout=30).status_code == 401
-        assert requests.post(url + "/api/v1/alerts", json={"title": "new"},
-                             headers={"X-API-Key": regenerated.key}, timeout=30).status_code == 201
-        log = server.log()
+    url = server.url
+    basic = base64.b64encode(f"sns:{issued.key}".encode()).decode()
+    calls = [
+        dict(json={"title": "header"}, headers={"X-API-Key": issued.key}),
+        dict(json={"title": "bearer"}, headers={"Authorization": f"Bearer {issued.key}"}),
+        dict(json={"title": "basic"}, headers={"Authorization": f"Basic {basic}"}),
+        dict(json={"title": "query"}, params={"api_key": issued.key}),
+        dict(json={"nope": 1}, headers={"X-API-Key": issued.key}),                 # 422
+        dict(data=b"{broken", headers={"X-API-Key": issued.key}),                  # 400
+        dict(json={"title": "x"}, headers={"X-API-Key": issued.key + "tampered"}),  # 401
+        dict(json={"title": "x"}, params={"api_key": issued.key + "tampered"}),    # 401
+    ]
+    for call in calls:
+        requests.post(url + "/api/v1/alerts", timeout=30, **call)
+    requests.post(url + "/api/v1/webhooks/pagerduty", json=samples.pagerduty_event(routing_key=pd.key),
+                  timeout=30)
+    requests.post(url + "/api/v1/webhooks/pagerduty", json={"routing_key": pd.key, "event_action": "bad"},
+                  timeout=30)
+    requests.post(url + "/api/v1/webhooks/cloudwatch", data=json.dumps(samples.sns_notification()),
+                  headers={"Content-Type": "text/plain"}, auth=("sns", issued.key), timeout=30)
+    regenerated = regenerate_alert_source_key(pg_session, issued.source, now=utcnow())
+    pg_session.commit()
+    assert requests.post(url + "/api/v1/alerts", json={"title": "old"}, headers={"X-API-Key": old_key},
+                         timeout=30).status_code == 401
+    assert requests.post(url + "/api/v1/alerts", json={"title": "new"},
+                         headers={"X-API-Key": regenerated.key}, timeout=30).status_code == 201
+    log = server.log()
     assert '"gunicorn.access"' in log and "alerts ingested" in log  # the logs were really captured
     assert "query string" in log  # the ?api_key= warning is there, without the key
     for key in (old_key, regenerated.key, pd.key):
