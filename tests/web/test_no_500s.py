@@ -26,6 +26,8 @@ from pagerpal_core.services.alert_sources import create_alert_source
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.config import settings
 from pagerpal_web.extensions import db
+from tests import dbutil
+from tests.conftest import app_overrides
 from tests.web.test_ui_pages import MAIN_PAGES, build_world, fill, signed_in
 
 # Form validation does not depend on the database; the webhook sweep runs on both backends.
@@ -190,6 +192,49 @@ UI_POST_ENDPOINTS = [
 ]
 
 
+def build_sweep_world(app):
+    """The UI pages' world plus a rotation, so the rotation forms are on the schedule page too."""
+    world = build_world(app)
+    with app.app_context():
+        schedule = db.session.get(Schedule, world.schedule_id)
+        schedules.create_rotation(db.session, schedule, start_date="2031-01-05", name="Weekly",
+                                  participants=[world.paged_id], now=utcnow())
+        db.session.commit()
+        db.session.remove()
+    return world
+
+
+@pytest.fixture(scope="session")
+def sqlite_world(sqlite_template, tmp_path_factory):
+    """A SQLite file holding the sweep's world, built once per process, and that world's ids."""
+    from pagerpal_web import create_app
+
+    directory = tmp_path_factory.mktemp("sweep-world")
+    url = dbutil.clone_sqlite(sqlite_template, directory)
+    app = create_app(app_overrides(url, directory))
+    world = build_sweep_world(app)
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()  # the last connection checkpoints the WAL into the file
+    return url.removeprefix("sqlite:///"), world
+
+
+@pytest.fixture
+def database_url(request, backend, tmp_path):
+    """Each test still gets a database of its own: on SQLite a copy of the file the world was built
+    in once (the same world every test would build), on PostgreSQL a pooled empty one."""
+    if backend == "sqlite":
+        return dbutil.clone_sqlite(request.getfixturevalue("sqlite_world")[0], tmp_path)
+    return request.getfixturevalue("pg_database_url")
+
+
+@pytest.fixture
+def world(request, backend, app):
+    if backend == "sqlite":
+        return request.getfixturevalue("sqlite_world")[1]
+    return build_sweep_world(app)
+
+
 def test_sweep_covers_every_ui_post_route(app):
     """A new UI POST route must join the sweep."""
     posted = {rule.endpoint for rule in app.url_map.iter_rules()
@@ -256,8 +301,8 @@ def _variants(action: str, form: dict):
 
 
 @pytest.mark.parametrize("endpoint", UI_POST_ENDPOINTS)
-def test_ui_post_rejects_bad_input_without_500_or_writes(app, endpoint):
-    _sweep(app, endpoint)
+def test_ui_post_rejects_bad_input_without_500_or_writes(app, world, endpoint):
+    _sweep(app, world, endpoint)
 
 
 # PostgreSQL refuses NUL in text where SQLite stores it: the text probes run there too.
@@ -269,8 +314,8 @@ TEXT_FORMS = ["ui.create_alert_source_view", "ui.update_alert_source_view", "ui.
 
 @pytest.mark.backends("postgresql")
 @pytest.mark.parametrize("endpoint", TEXT_FORMS)
-def test_ui_text_fields_refuse_unstorable_text_on_postgresql(app, endpoint):
-    _sweep(app, endpoint, only=_unstorable_probes(app))
+def test_ui_text_fields_refuse_unstorable_text_on_postgresql(app, world, endpoint):
+    _sweep(app, world, endpoint, only=_unstorable_probes(app))
 
 
 def _unstorable_probes(app) -> tuple:
@@ -289,14 +334,7 @@ def _unstorable_probes(app) -> tuple:
     return tuple(labels)
 
 
-def _sweep(app, endpoint: str, only: tuple = ()) -> None:
-    world = build_world(app)
-    with app.app_context():  # a rotation, so its forms are on the schedule page too
-        schedule = db.session.get(Schedule, world.schedule_id)
-        schedules.create_rotation(db.session, schedule, start_date="2031-01-05", name="Weekly",
-                                  participants=[world.paged_id], now=utcnow())
-        db.session.commit()
-        db.session.remove()
+def _sweep(app, world, endpoint: str, only: tuple = ()) -> None:
     actions = [a for a in _actions(app, world).items() if _endpoint_of(app, a[0]) == endpoint]
     assert actions, f"no form found for {endpoint}"
     action, form = actions[0]
@@ -333,8 +371,7 @@ ODD_QUERIES = ["page=-1", "page=abc", "page=99999999999999999999", "per_page=0",
                "acting_as=abc", "from=yesterday", "to=tomorrow", "at=garbage", "week=abc", "start=31/12/2024"]
 
 
-def test_get_pages_survive_odd_query_strings(app):
-    world = build_world(app)
+def test_get_pages_survive_odd_query_strings(app, world):
     reads = _query_string_reads(app)
     client = signed_in(app, world.admin_email)
     paths = [fill(p, world) for p in MAIN_PAGES] + [
@@ -463,9 +500,8 @@ STORABLE_CASES = [case for case in WEBHOOK_CASES if case not in NOT_AN_OBJECT]
 
 
 @pytest.fixture
-def sources(app):
+def sources(app, world):
     """One active alert source of every kind, with its key."""
-    world = build_world(app)
     with app.app_context():
         keys = {kind: create_alert_source(db.session, name=f"probe-{kind}", kind=kind,
                                           policy_id=world.policy_id, now=utcnow()).key for kind in WEBHOOKS}
