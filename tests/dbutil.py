@@ -104,15 +104,20 @@ def _schema_fingerprint(conn) -> tuple:
     return tuple(tables), version
 
 
-def reset_pg_database(name: str, expected: tuple) -> bool:
+def reset_pg_database(name: str, expected: tuple, engine: sa.Engine | None = None) -> bool:
     """Empty every table of `name` and restart its sequences; False when it cannot be
-    reused (schema or migration version changed, or the reset failed)."""
-    # Connections a test left behind (leaked pools, killed subprocesses) would block TRUNCATE.
-    _admin_exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = :name AND pid <> pg_backend_pid()", name=name)
-    engine = sa.create_engine(pg_url(name), poolclass=sa.pool.NullPool)
+    reused (schema or migration version changed, or the reset failed).
+
+    `engine` (one connection to `name`, kept by the pool) saves a new server process per
+    reset: most of a reset's cost was starting one and loading its catalog caches."""
+    own = engine is None
+    if own:
+        engine = sa.create_engine(pg_url(name), poolclass=sa.pool.NullPool)
     try:
         with engine.begin() as conn:
+            # Connections a test left behind (leaked pools, killed subprocesses) would block the reset.
+            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
             conn.execute(sa.text("SET LOCAL lock_timeout = '5s'"))
             if _schema_fingerprint(conn) != expected:
                 return False
@@ -127,7 +132,8 @@ def reset_pg_database(name: str, expected: tuple) -> bool:
     except sa.exc.SQLAlchemyError:
         return False
     finally:
-        engine.dispose()
+        if own:
+            engine.dispose()
 
 
 class PgPool:
@@ -137,6 +143,7 @@ class PgPool:
         self.template = template
         self.free: list[str] = []
         self.owned: set[str] = set()
+        self.resetters: dict[str, sa.Engine] = {}
         engine = sa.create_engine(pg_url(template), poolclass=sa.pool.NullPool)
         with engine.connect() as conn:
             self.expected = _schema_fingerprint(conn)
@@ -152,13 +159,20 @@ class PgPool:
 
     def release(self, name: str) -> None:
         """Give `name` back: reset for the next test, or dropped when it cannot be."""
-        if reset_pg_database(name, self.expected):
+        if name not in self.resetters:  # pre-pinged: a test may have ended its connection
+            self.resetters[name] = sa.create_engine(pg_url(name), pool_size=1, max_overflow=0,
+                                                    pool_pre_ping=True)
+        if reset_pg_database(name, self.expected, self.resetters[name]):
             self.free.append(name)
         else:
+            self.resetters.pop(name).dispose()
             self.owned.discard(name)
             drop_pg_database(name)
 
     def close(self) -> None:
+        for engine in self.resetters.values():
+            engine.dispose()
+        self.resetters.clear()
         for name in self.owned:
             drop_pg_database(name)
         self.owned.clear()
