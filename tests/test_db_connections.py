@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 import pagerpal_core.db as pagerpal_db
 from pagerpal_core.db import make_engine
@@ -66,3 +66,58 @@ def test_a_database_that_is_gone_answers_503_with_retry_after(make_app):
     assert response.get_json()["error"]["code"] == "database_unavailable"
     page = client.get("/login")
     assert page.status_code == 503 and b"Database unavailable" in page.data
+
+
+def _driver_table(engine):
+    from sqlalchemy import Column, Integer, MetaData, String, Table
+
+    table = Table("driver_probe", MetaData(), Column("id", Integer, primary_key=True),
+                  Column("name", String(20), nullable=False, unique=True), Column("hits", Integer, default=0))
+    table.create(engine)
+    return table
+
+
+def test_a_driver_statement_is_prepared_once_per_connection_and_commits_on_its_own(pg_database_url):
+    from sqlalchemy import bindparam, insert
+
+    from pagerpal_core.driver_sql import DriverStatement, autocommitted
+
+    engine = make_engine(pg_database_url, pool_size=1, max_overflow=0)
+    try:
+        table = _driver_table(engine)
+        # `hits` is left to its column default (a constant, bound once by the statement).
+        add = DriverStatement(insert(table).values(name=bindparam("name")).returning(table.c.id, table.c.hits))
+        assert autocommitted(engine, add, {"name": "a"}) == (1, 0)
+        assert autocommitted(engine, add, {"name": "b"}) == (2, 0)
+        with engine.connect() as conn:  # committed: another connection sees both rows
+            assert conn.execute(text("SELECT count(*) FROM driver_probe")).scalar() == 2
+            prepared = conn.execute(text("SELECT count(*) FROM pg_prepared_statements")).scalar()
+        assert prepared == 1  # the pool's one connection prepared it once, for both calls
+
+        with pytest.raises(IntegrityError):  # SQLAlchemy's error, and the connection stays usable
+            autocommitted(engine, add, {"name": "a"})
+        assert autocommitted(engine, add, {"name": "c"})[0] == 4
+    finally:
+        engine.dispose()
+
+
+def test_a_driver_statement_on_a_dead_connection_fails_once_and_the_next_prepares_anew(pg_database_url, monkeypatch):
+    from sqlalchemy import bindparam, insert
+
+    from pagerpal_core.driver_sql import DriverStatement, autocommitted
+
+    monkeypatch.setattr(pagerpal_db, "PING_AFTER_IDLE_SECONDS", 3600.0)  # the statement finds it dead
+    engine = make_engine(pg_database_url, pool_size=1, max_overflow=0)
+    try:
+        table = _driver_table(engine)
+        add = DriverStatement(insert(table).values(name=bindparam("name")).returning(table.c.id))
+        autocommitted(engine, add, {"name": "a"})
+        first = _backend_pid(engine)
+        _terminate(first)
+        with pytest.raises(OperationalError) as raised:
+            autocommitted(engine, add, {"name": "b"})
+        assert raised.value.connection_invalidated
+        assert autocommitted(engine, add, {"name": "b"}) is not None  # a new connection, prepared again
+        assert _backend_pid(engine) != first
+    finally:
+        engine.dispose()

@@ -23,11 +23,11 @@ from datetime import datetime
 
 from sqlalchemy import Select, bindparam, cast, exists, insert, literal, select, text, true, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, make_transient_to_detached, scoped_session
 from sqlalchemy.orm.util import identity_key
 
 from pagerpal_core.db import UTCDateTime, is_postgres
+from pagerpal_core.driver_sql import DriverStatement, autocommitted
 from pagerpal_core.errors import Conflict, RateLimited
 from pagerpal_core.models import AlertSource, Incident, IncidentEvent
 from pagerpal_core.models.incidents import OPEN_INCIDENT_PREDICATE, OPEN_STATUSES
@@ -165,7 +165,7 @@ class _Run:
     postgres: bool
     autocommit: bool = False
     token_taken: bool = False
-    _autocommitted: Connection | None = None
+    autocommitting: bool = False
     _source_row: AlertSource | None = None
 
     @property
@@ -173,24 +173,23 @@ class _Run:
         return self.bucket is not None and not self.token_taken
 
     def begin_autocommit(self) -> None:
-        """Run the next statements of `db` each as its own transaction when allowed (see
-        ingest_events): Core statements on a pooled connection in autocommit mode."""
-        if self._autocommitted is not None or not (self.autocommit and self.postgres):
+        """Run the next statements each as its own transaction when allowed (see
+        ingest_events): prepared, on a pooled driver connection in autocommit mode."""
+        if self.autocommitting or not (self.autocommit and self.postgres):
             return
         session = self.session() if isinstance(self.session, scoped_session) else self.session
-        if not session.in_transaction():
-            self._autocommitted = session.get_bind().connect().execution_options(isolation_level="AUTOCOMMIT")
+        self.autocommitting = not session.in_transaction()
 
     def end_autocommit(self) -> None:
         """Back to the session's transaction for whatever follows (nothing is pending)."""
-        if self._autocommitted is not None:
-            self._autocommitted.close()
-            self._autocommitted = None
+        self.autocommitting = False
 
-    @property
-    def db(self) -> Session | Connection:
-        """Where the next Core statement runs: the autocommitted connection, else the session."""
-        return self._autocommitted if self._autocommitted is not None else self.session
+    def execute(self, statement: DriverStatement, params: dict) -> tuple | None:
+        """`statement`'s first row: autocommitted when the run is, else in the session."""
+        if self.autocommitting:
+            return autocommitted(self.session.get_bind(), statement, params)
+        row = self.session.execute(statement.statement, params).first()
+        return None if row is None else tuple(row)
 
     def source_row(self) -> AlertSource:
         """The source as an ORM object (the timeline's actor, `incident.alert_source`).
@@ -325,10 +324,14 @@ def _take_token(run: _Run) -> None:
     """Spend the request's token as its first statement, or raise RateLimited / SourceChanged."""
     bucket = run.bucket
     run.begin_autocommit()
-    result = take_token(run.db, run.source.id, now=run.now, capacity=bucket.capacity,
-                        refill_per_second=bucket.refill_per_second, expect=run.source)
-    if not result.allowed:
-        raise _rate_limited(run.source, result)
+    if run.autocommitting:
+        if run.execute(TAKE_TOKEN_DRIVER, _token_params(run)) is None:
+            _refused(run)
+    else:
+        result = take_token(run.session, run.source.id, now=run.now, capacity=bucket.capacity,
+                            refill_per_second=bucket.refill_per_second, expect=run.source)
+        if not result.allowed:
+            raise _rate_limited(run.source, result)
     run.token_taken = True
     run.end_autocommit()
 
@@ -404,7 +407,7 @@ def _open_unless_held(count: int) -> Select:
             .add_cte(written.cte("ev")))
 
 
-OPEN_UNLESS_HELD = _open_unless_held(2)
+OPEN_UNLESS_HELD = DriverStatement(_open_unless_held(2))
 
 # Named SQL: count one more occurrence on the open incident of (source, external id).
 # One UPDATE under the row lock, so 50 concurrent repeats add exactly 50.
@@ -434,7 +437,9 @@ def _take_and_count() -> Select:
             .select_from(one.outerjoin(rep, true())))
 
 
-TAKE_TOKEN_AND_COUNT = _take_and_count()
+COUNT_REPEAT_DRIVER = DriverStatement(COUNT_REPEAT)
+TAKE_TOKEN_AND_COUNT = DriverStatement(_take_and_count())
+TAKE_TOKEN_DRIVER = DriverStatement(TAKE_TOKEN["postgresql", True])
 
 # Named SQL: take `logged` repeats off the unlogged count once they are on the timeline.
 MARK_REPEATS_LOGGED = (
@@ -451,19 +456,19 @@ def _count_repeat(run: _Run, external_id: str) -> tuple[int, int, int] | None:
     params = {"match_source_id": run.source.id, "match_external_id": external_id, "now": run.now}
     if run.token_pending and run.postgres:
         run.begin_autocommit()  # left on: a new incident with nobody to page may follow (_trigger)
-        row = run.db.execute(TAKE_TOKEN_AND_COUNT, {**params, **_token_params(run)}).one()
-        if row.tokens is None:
+        tokens, incident_id, occurrences, unlogged = run.execute(TAKE_TOKEN_AND_COUNT,
+                                                                 {**params, **_token_params(run)})
+        if tokens is None:
             _refused(run)
         run.token_taken = True
-        return None if row.id is None else (row.id, row.occurrence_count, row.repeats_unlogged)
+        return None if incident_id is None else (incident_id, occurrences, unlogged)
     if run.token_pending:
         # SQLite: the same two writes as two statements inside the transaction's write lock
         # (BEGIN IMMEDIATE), which no other writer can interleave with.
         if run.session.execute(TAKE_TOKEN["sqlite", True], _token_params(run)).scalar() is None:
             _refused(run)
         run.token_taken = True
-    row = run.db.execute(COUNT_REPEAT, params).one_or_none()
-    return None if row is None else tuple(row)
+    return run.execute(COUNT_REPEAT_DRIVER, params)
 
 
 def _token_params(run: _Run) -> dict:
@@ -474,7 +479,8 @@ def _token_params(run: _Run) -> dict:
 
 def _refused(run: _Run) -> None:
     """The token statement matched nothing: the source changed, or its bucket is empty."""
-    result = explain_refusal(run.db, run.source.id, now=run.now, capacity=run.bucket.capacity,
+    run.end_autocommit()
+    result = explain_refusal(run.session, run.source.id, now=run.now, capacity=run.bucket.capacity,
                              refill_per_second=run.bucket.refill_per_second, expect=run.source)
     raise _rate_limited(run.source, result)
 
@@ -549,7 +555,7 @@ def _open_unrouted(run: _Run, event: AlertEvent, reason: str):
               event_row(session, None, kind, message, actor=source, detail=detail, now=now)]
     covers = {"now": now, "source_id": run.source.id}  # and policy_id (None) from `values`
     if run.postgres:
-        incident_id, held = run.db.execute(OPEN_UNLESS_HELD, {**values, **covers, **_numbered(events)}).one()
+        incident_id, held = run.execute(OPEN_UNLESS_HELD, {**values, **covers, **_numbered(events)})
         if held:
             return _HELD
     else:

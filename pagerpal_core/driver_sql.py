@@ -1,0 +1,130 @@
+"""Autocommitted statements run straight on a pooled psycopg2 connection, prepared once.
+
+The alert path's hottest statements (a repeat's token-and-count, a new unrouted incident
+with its timeline rows) are single statements that commit on their own. Run through a
+SQLAlchemy Connection, each paid for an isolation-level switch, an execution context and
+result wrapping — more CPU than PostgreSQL spent on it — and PostgreSQL parsed and planned
+the same CTE on every request. Here a Core statement is compiled once per dialect, PREPAREd
+once per pooled connection (parse and plan once; the name lives in the connection's pool
+record, so a replaced connection prepares again), and executed with the parameters bound
+exactly as SQLAlchemy would bind them (each type's own bind processor).
+
+Errors keep SQLAlchemy's shape: a driver error is raised as the matching
+sqlalchemy.exc.DBAPIError subclass, and a lost connection invalidates the pool as a
+Connection would (the next checkout connects anew).
+
+Only statements whose result columns need no conversion (ids, counts, floats, booleans)
+belong here: rows come back as the driver returns them.
+"""
+
+from __future__ import annotations
+
+import re
+from itertools import count
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Engine
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.types import NullType, TypeDecorator
+
+_numbers = count(1)
+_PYFORMAT = re.compile(r"%\((\w+)\)s|%%")
+
+
+class DriverStatement:
+    """A Core statement for `autocommitted` (PostgreSQL + psycopg2 only)."""
+
+    def __init__(self, statement: ClauseElement):
+        self.statement = statement
+        self.name = f"pp_stmt_{next(_numbers)}"
+        self._by_dialect: dict = {}
+
+    def compiled(self, dialect) -> tuple[str, str, str, list, dict]:
+        """(the statement's SQL, PREPARE statement, EXECUTE statement, [(parameter name, bind
+        processor)], the bound values of the statement's own literals) for `dialect`."""
+        done = self._by_dialect.get(dialect)
+        if done is None:
+            done = self._by_dialect[dialect] = self._compile(dialect)
+        return done
+
+    def _compile(self, dialect) -> tuple[str, str, str, list, dict]:
+        compiled = self.statement.compile(dialect=dialect)
+        order: list[str] = []
+
+        def positional(match):  # %(name)s → $n (the same n for every use of one name)
+            if match.group(0) == "%%":
+                return "%"
+            name = match.group(1)
+            if name not in order:
+                order.append(name)
+            return f"${order.index(name) + 1}"
+
+        body = _PYFORMAT.sub(positional, compiled.string)
+        binds = compiled.binds
+        types = [_pg_type(binds[name].type, dialect) for name in order]
+        prepare = f"PREPARE {self.name} ({', '.join(types)}) AS {body}"
+        execute = f"EXECUTE {self.name} ({', '.join(f'%({name})s' for name in order)})"
+        # Columns an INSERT/UPDATE leaves to their Python-side defaults: constants are bound
+        # once, here; a callable default must be given as a parameter instead.
+        defaults = {column.key: column for column in (*compiled.insert_prefetch, *compiled.update_prefetch)}
+        processors, fixed = [], {}
+        for name in order:
+            bind, process = binds[name], binds[name].type.bind_processor(dialect)
+            if name in defaults:
+                default = defaults[name].onupdate if compiled.isupdate else defaults[name].default
+                if default is None or not default.is_scalar:
+                    raise ValueError(f"{self.name}: give {name!r} as a parameter (its default is not a constant)")
+                value = default.arg
+            elif bind.required:
+                processors.append((name, process))
+                continue
+            else:  # a literal of the statement (`greatest(0, ...)`)
+                value = bind.value
+            fixed[name] = value if process is None else process(value)
+        return compiled.string, prepare, execute, processors, fixed
+
+
+def _pg_type(type_, dialect) -> str:
+    """The PostgreSQL type a parameter is declared as (`unknown`: inferred from its use)."""
+    if isinstance(type_, NullType):
+        return "unknown"
+    if isinstance(type_, TypeDecorator):
+        type_ = type_.load_dialect_impl(dialect)
+    return dialect.type_compiler_instance.process(type_.dialect_impl(dialect))
+
+
+def autocommitted(engine: Engine, statement: DriverStatement, params: dict) -> tuple | None:
+    """Run `statement` with `params` as its own transaction; its first row, or None."""
+    dialect = engine.dialect
+    sql, prepare, execute, processors, values = statement.compiled(dialect)
+    values = {**values, **{name: (params[name] if process is None else process(params[name]))
+                           for name, process in processors}}
+    fairy = engine.raw_connection()
+    driver = fairy.driver_connection
+    cursor = None
+    try:
+        driver.autocommit = True
+        cursor = driver.cursor()
+        prepared = fairy.info.setdefault("prepared", set())
+        if statement.name not in prepared:
+            cursor.execute(prepare)
+            prepared.add(statement.name)
+        for listener in engine.dispatch.before_cursor_execute:  # instrumentation sees the SQL run
+            listener(None, cursor, sql, values, None, False)
+        cursor.execute(execute, values)
+        row = cursor.fetchone() if cursor.description is not None else None
+        driver.autocommit = False
+        return row
+    except dialect.loaded_dbapi.Error as error:
+        disconnected = dialect.is_disconnect(error, driver, cursor)
+        if disconnected:
+            # As a Connection does: this connection and every older one in the pool go.
+            engine.pool._invalidate(fairy, error)
+        else:
+            driver.autocommit = False
+        raise sa_exc.DBAPIError.instance(execute, values, error, dialect.loaded_dbapi.Error,
+                                         connection_invalidated=disconnected, dialect=dialect) from error
+    finally:
+        if cursor is not None and not cursor.closed:
+            cursor.close()
+        fairy.close()
