@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Boolean, CheckConstraint, Float, ForeignKey, Integer, String, Text, UniqueConstraint, text
@@ -57,6 +58,21 @@ class AlertSource(Base):
     def masked_key(self) -> str:
         """The key as shown after creation: the prefix and its last characters only."""
         return f"ppk_…{self.key_suffix}"
+
+
+@dataclass(frozen=True)
+class SourceSnapshot:
+    """What ingestion needs of an alert source, read in one query without loading the ORM object."""
+
+    id: int
+    name: str
+    kind: str
+    active: bool
+    policy_id: int | None
+    team_id: int | None
+    severity_map: dict
+    key_hash: str
+    config_version: int
 
 
 class SnsSubscription(Base):

@@ -21,7 +21,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, bindparam, cast, exists, insert, literal, select, text, true, union_all, update
+from sqlalchemy import Insert, Select, bindparam, cast, exists, insert, literal, select, text, true, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached, scoped_session
 from sqlalchemy.orm.util import identity_key
@@ -188,7 +188,8 @@ class _Run:
         """`statement`'s first row: autocommitted when the run is, else in the session."""
         if self.autocommitting:
             return autocommitted(self.session.get_bind(), statement, params)
-        row = self.session.execute(statement.statement, params).first()
+        result = self.session.execute(statement.statement, params)
+        row = result.first() if getattr(result, "returns_rows", True) else None  # DML may return none
         return None if row is None else tuple(row)
 
     def source_row(self) -> AlertSource:
@@ -448,6 +449,21 @@ MARK_REPEATS_LOGGED = (
 )
 
 
+def _note_repeats_statement() -> Insert:
+    # Named SQL (PostgreSQL): put `logged` repeats of incident :incident_id on its timeline —
+    # one event row (parameters e0_kind, e0_message, ... as `event_row` names them) — and take
+    # them off its unlogged count, together. The counting UPDATE came first, so the row
+    # already says how many there are.
+    mark = MARK_REPEATS_LOGGED.values(updated_at=_now).returning(_incidents.c.id).cte("mark")
+    events = IncidentEvent.__table__
+    columns = [c for c in events.c if c.name not in ("id", "incident_id")]
+    row = select(mark.c.id, *[cast(bindparam(f"e0_{c.name}", type_=c.type), c.type) for c in columns])
+    return insert(events).from_select(["incident_id", *[c.name for c in columns]], row).add_cte(mark)
+
+
+NOTE_REPEATS = DriverStatement(_note_repeats_statement())
+
+
 def _count_repeat(run: _Run, external_id: str) -> tuple[int, int, int] | None:
     """(incident id, occurrence count, unlogged repeats) after counting one more, or None
     when no incident is open. Takes the request's token first when it is still due: on
@@ -509,7 +525,6 @@ def _trigger(run: _Run, event: AlertEvent) -> IngestResult:
         for _ in range(3):
             counted = _count_repeat(run, event.external_id)
             if counted is not None:
-                run.end_autocommit()
                 return _repeated(run, event, *counted)
             opened = _open_unrouted(run, event, unrouted) if unrouted is not None else _HELD
             if opened is _HELD:  # it may page, or a maintenance window holds it
@@ -547,7 +562,7 @@ def _open_unrouted(run: _Run, event: AlertEvent, reason: str):
     (atomic on its own, so it may run autocommitted); on SQLite a query and two INSERTs in
     the caller's transaction.
     """
-    session, now, source = run.session, run.now, run.source_row()
+    session, now, source = run.session, run.now, run.source
     values = {**_new_incident_values(run, event), "unrouted": True, "page_generation": 1}
     kind, message, detail = escalation.unrouted_event(reason)
     events = [event_row(session, None, "triggered", incident_actions.opened_message(event.title), actor=source,
@@ -582,21 +597,21 @@ def _repeated(run: _Run, event: AlertEvent, incident_id: int, count: int, unlogg
 
 
 def _note_repeats(run: _Run, incident_id: int, count: int, unlogged: int, event: AlertEvent) -> None:
-    session, now, source = run.session, run.now, run.source_row()
-    incident = session.get(Incident, incident_id, populate_existing=True)
+    # Written without loading the incident: on PostgreSQL one statement (autocommitted when
+    # the count was), on SQLite two in the caller's transaction, which holds the write lock.
     if count == 2:
-        record_event(session, incident, "repeated",
-                     "Alert repeated; further repeats are counted and summarised",
-                     actor=source, now=now, detail={"occurrence_count": count, "payload": event.raw})
+        kind, message = "repeated", "Alert repeated; further repeats are counted and summarised"
+        detail = {"occurrence_count": count, "payload": event.raw}
     else:
-        record_event(session, incident, "repeats_summarised",
-                     f"{unlogged} more repeats (seen {count} times in all)",
-                     actor=source, now=now,
-                     detail={"repeats": unlogged, "occurrence_count": count, "payload": event.raw})
-    # We hold the row lock from the counting UPDATE, so nothing moved in between; the
-    # subtraction keeps the count right even so.
-    session.execute(MARK_REPEATS_LOGGED, {"incident_id": incident_id, "logged": unlogged})
-    session.expire(incident, ["repeats_unlogged"])
+        kind, message = "repeats_summarised", f"{unlogged} more repeats (seen {count} times in all)"
+        detail = {"repeats": unlogged, "occurrence_count": count, "payload": event.raw}
+    row = event_row(run.session, incident_id, kind, message, actor=run.source, detail=detail, now=run.now)
+    if run.postgres:
+        run.execute(NOTE_REPEATS, {**_numbered([row]), "incident_id": incident_id, "logged": unlogged,
+                                   "now": run.now})
+    else:
+        insert_event_rows(run.session, [row])
+        run.session.execute(MARK_REPEATS_LOGGED, {"incident_id": incident_id, "logged": unlogged})
 
 
 def summarise_unlogged_repeats(session: Session, incident: Incident, *, actor, now: datetime) -> None:

@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pagerpal_core.models import AlertSource
+from pagerpal_core.models.alert_sources import SourceSnapshot
 from pagerpal_core.services.alert_sources import KEY_PREFIX, hash_key
 
 # How long a process may answer from its copy of a source (the issue's bound: ≤ 2 s).
@@ -38,21 +38,6 @@ CACHE_SECONDS = 2.0
 # A bound on memory: past this many keys the cache starts again (sources are few; keys an
 # attacker invents are never cached, since only keys that match a source are).
 MAX_ENTRIES = 1024
-
-
-@dataclass(frozen=True)
-class SourceSnapshot:
-    """What ingestion needs of an alert source, read in one query without loading the ORM object."""
-
-    id: int
-    name: str
-    kind: str
-    active: bool
-    policy_id: int | None
-    team_id: int | None
-    severity_map: dict
-    key_hash: str
-    config_version: int
 
 
 # Named SQL: one source by key hash, only the columns ingestion uses (a unique index lookup).

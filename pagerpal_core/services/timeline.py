@@ -9,16 +9,20 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from pagerpal_core.models import AlertSource, Incident, IncidentEvent, User
+from pagerpal_core.models.alert_sources import SourceSnapshot
 from pagerpal_core.timeutil import utcnow
+
+# An alert source as an actor: the ORM row, or the snapshot ingestion authenticated with.
+_SOURCES = (AlertSource, SourceSnapshot)
 
 MAX_DETAIL_BYTES = 16_384
 
 
-def actor_label(actor: User | AlertSource | str | None) -> str:
+def actor_label(actor: User | AlertSource | SourceSnapshot | str | None) -> str:
     """How an actor reads on the timeline."""
     if isinstance(actor, User):
         return actor.name or actor.email
-    if isinstance(actor, AlertSource):
+    if isinstance(actor, _SOURCES):
         return f"source {actor.name}"
     return actor or "system"
 
@@ -47,7 +51,7 @@ def record_as_caller(session: Session, user: User | None) -> None:
 
 
 def event_row(session: Session, incident_id: int | None, kind: str, message: str, *,
-              actor: User | AlertSource | str | None = None, detail: dict | None = None,
+              actor: User | AlertSource | SourceSnapshot | str | None = None, detail: dict | None = None,
               now: datetime | None = None) -> dict:
     """One timeline event's column values (`recorded_by_id` from `record_as_caller`)."""
     return dict(
@@ -55,7 +59,7 @@ def event_row(session: Session, incident_id: int | None, kind: str, message: str
         kind=kind,
         message=message,
         actor_user_id=actor.id if isinstance(actor, User) else None,
-        actor_source_id=actor.id if isinstance(actor, AlertSource) else None,
+        actor_source_id=actor.id if isinstance(actor, _SOURCES) else None,
         actor_label=actor_label(actor),
         recorded_by_id=session.info.get(RECORDED_BY_KEY),
         detail=bounded_detail(detail),
