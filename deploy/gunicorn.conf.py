@@ -7,7 +7,7 @@ Everything comes from the environment so the same file serves systemd, Docker an
 
   GUNICORN_BIND              host:port to listen on (default: $HOST:$PORT, i.e. 127.0.0.1:8000)
   GUNICORN_WORKERS           worker processes (default: $WEB_CONCURRENCY, else 2)
-  GUNICORN_THREADS           threads per worker (default 1; >1 switches to the gthread worker)
+  GUNICORN_THREADS           threads per worker (default 4: the gthread worker; 1 = the sync worker)
   GUNICORN_TIMEOUT           seconds a request may take before its worker is replaced (default 30)
   GUNICORN_GRACEFUL_TIMEOUT  seconds in-flight requests get after SIGTERM (default 30)
   GUNICORN_MAX_REQUESTS      requests before a worker is replaced (default 0 = never)
@@ -55,7 +55,9 @@ def _env_int(name: str, default: int, minimum: int = 1) -> int:
 bind = (os.environ.get("GUNICORN_BIND")
         or f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}")
 workers = _env_int("GUNICORN_WORKERS", _env_int("WEB_CONCURRENCY", 2))
-threads = _env_int("GUNICORN_THREADS", 1)
+# Threads overlap a request's database waits and keep senders' connections alive; the sync
+# worker (1) closes each after one request (deploy/README.md, bench/serving.py).
+threads = _env_int("GUNICORN_THREADS", 4)
 # Requests only read and write rows (providers are the worker's job), so 30 s is generous.
 timeout = _env_int("GUNICORN_TIMEOUT", 30)
 # SIGTERM: stop accepting, let in-flight requests (an alert being committed) finish.

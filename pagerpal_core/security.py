@@ -56,19 +56,23 @@ def new_token(nbytes: int = 32) -> str:
 
 # --- redaction -----------------------------------------------------------------------
 
+# Each pattern with literals it cannot match without: one must be in the text (casefolded
+# where the pattern ignores case) before the regex runs. Most log lines hold none of them,
+# and running the three case-insensitive patterns over every line cost more than writing
+# the line. No literal holds an "i": (?i) matches "ı" and "İ" to it, which casefold keeps.
 _SECRET_PATTERNS = [
     # Authorization header schemes
-    re.compile(r"(?i)\b(Basic|Bearer|App)\s+([A-Za-z0-9+/=._~-]{8,})"),
+    (re.compile(r"(?i)\b(Basic|Bearer|App)\s+([A-Za-z0-9+/=._~-]{8,})"), ("bas", "bearer", "app"), True),
     # key=value / "key": "value" pairs whose key names a secret
-    re.compile(r"(?i)((?:password|passwd|secret|token|api[_-]?key|authorization|apikey)"
-               r"[\"']?\s*[:=]\s*[\"']?)([^\s\"'&,;}]+)"),
+    (re.compile(r"(?i)((?:password|passwd|secret|token|api[_-]?key|authorization|apikey)"
+                r"[\"']?\s*[:=]\s*[\"']?)([^\s\"'&,;}]+)"), ("passw", "secret", "token", "key", "author"), True),
     # PagerPal alert source keys
-    re.compile(r"()\b(ppk_[A-Za-z0-9_-]{16,})"),
+    (re.compile(r"()\b(ppk_[A-Za-z0-9_-]{16,})"), ("ppk_",), False),
     # credentials inside URLs: scheme://user:password@host
-    re.compile(r"(://[^/\s:@]+:)([^@\s/]+)(?=@)"),
+    (re.compile(r"(://[^/\s:@]+:)([^@\s/]+)(?=@)"), ("://",), False),
     # chat webhook URLs, whose path is the credential (Slack, Mattermost and look-alikes)
-    re.compile(r"(hooks\.slack\.com/)(\S+)"),
-    re.compile(r"(/hooks/)([A-Za-z0-9_-]{10,})"),
+    (re.compile(r"(hooks\.slack\.com/)(\S+)"), ("hooks.slack.com/",), False),
+    (re.compile(r"(/hooks/)([A-Za-z0-9_-]{10,})"), ("/hooks/",), False),
 ]
 REDACTED = "[REDACTED]"
 
@@ -80,8 +84,12 @@ def redact(text: str, secrets_: list[str] | tuple[str, ...] = ()) -> str:
     for value in sorted(secrets_, key=len, reverse=True):
         if value and len(value) >= 4:
             text = text.replace(value, REDACTED)
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
+    folded = text.casefold()
+    for pattern, needles, ignore_case in _SECRET_PATTERNS:
+        haystack = folded if ignore_case else text
+        if any(needle in haystack for needle in needles):
+            text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
+            folded = text.casefold()
     return text
 
 

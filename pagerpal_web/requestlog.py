@@ -1,4 +1,8 @@
-"""Request ids and one structured access-log line per request."""
+"""Request ids and one structured access-log line per request.
+
+A handler adds what it did to that line (`add_log_fields`) instead of logging a line of
+its own: an alert storm writes one app line per alert, not one per step.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,11 @@ def _loggable_path() -> str:
     return request.path.replace(token, "…") if isinstance(token, str) and token else request.path
 
 
+def add_log_fields(**fields) -> None:
+    """Fields for this request's access line (what the handler did: outcomes, ids)."""
+    g.setdefault("log_fields", {}).update(fields)
+
+
 def init_app(app: Flask) -> None:
     @app.before_request
     def assign_request_id():
@@ -39,7 +48,7 @@ def init_app(app: Flask) -> None:
         log.info("request", extra=log_fields(
             method=request.method, path=_loggable_path(), status=response.status_code,
             duration_ms=round((time.perf_counter() - started) * 1000, 2) if started else None,
-            remote=request.remote_addr))
+            remote=request.remote_addr, **g.get("log_fields", {})))
         return response
 
     @app.teardown_request

@@ -11,7 +11,7 @@ A format whose key may travel in the body (PagerDuty's `routing_key`) decodes th
 find it only when no header carries a key. Refusals count against the rate limit too
 (services/refused_requests.py): after authentication a refused request spends a token of
 its source; a 401/403 is counted per client address (429 past the limit). One log line per
-request ("alerts ingested"), none per step.
+request (the access line, with the source, format and outcomes), none per step.
 
 When the database says the cached source went out of date (key regenerated, source
 deactivated or edited), the transaction is rolled back and the request authenticates
@@ -23,7 +23,6 @@ where its key may travel and how its answer looks.
 
 from __future__ import annotations
 
-import logging
 import math
 from collections import Counter
 from collections.abc import Callable
@@ -32,7 +31,6 @@ from dataclasses import dataclass
 from flask import current_app, jsonify
 
 from pagerpal_core.errors import Conflict, DomainError, Forbidden, Invalid, RateLimited, Unauthorized
-from pagerpal_core.logs import log_fields
 from pagerpal_core.metrics import count_alerts
 from pagerpal_core.payloads import parse_payload
 from pagerpal_core.services.ingestion import CREATED, ingest_events, rate_limited_error
@@ -49,12 +47,11 @@ from pagerpal_web.auth import client_address
 from pagerpal_web.bodies import request_json
 from pagerpal_web.config import settings
 from pagerpal_web.extensions import db
+from pagerpal_web.requestlog import add_log_fields
 from pagerpal_web.webhooks import API_PREFIX, bp
 from pagerpal_web.webhooks.lean import json_response, skip_sessions
 from pagerpal_web.webhooks.sns_verify import check_sns_signature
 from pagerpal_web.webhooks.source_auth import authenticate_request, forget_source, presented_key
-
-log = logging.getLogger("pagerpal.webhooks")
 
 
 def decode_body():
@@ -106,8 +103,8 @@ def ingest(source: SourceSnapshot, kind: str, body) -> tuple[list, dict | None]:
         db.session.commit()
     outcomes = Counter(r.outcome for r in results)
     count_alerts(source.name, (r.outcome for r in results))
-    log.info("alerts ingested", extra=log_fields(
-        source_id=source.id, format=kind, outcomes=dict(outcomes), sns=control["type"] if control else None))
+    add_log_fields(source_id=source.id, format=kind, outcomes=dict(outcomes),
+                   sns=control["type"] if control else None)
     return results, control
 
 
