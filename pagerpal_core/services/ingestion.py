@@ -23,10 +23,11 @@ from datetime import datetime
 
 from sqlalchemy import Insert, Select, bindparam, cast, exists, insert, literal, select, text, true, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, make_transient_to_detached, scoped_session
 from sqlalchemy.orm.util import identity_key
 
-from pagerpal_core.db import UTCDateTime, is_postgres
+from pagerpal_core.db import UTCDateTime
 from pagerpal_core.driver_sql import DriverStatement, autocommitted
 from pagerpal_core.errors import Conflict, RateLimited
 from pagerpal_core.models import AlertSource, Incident, IncidentEvent
@@ -118,8 +119,7 @@ def ingest_events(session: Session, source: SourceLike, events: list[AlertEvent]
     different orders lock their incident rows in the same order, and the token is always
     taken first, so every path locks the source row before incident rows (no deadlock).
     """
-    run = _Run(session, source, now=now, base_url=base_url, bucket=bucket, postgres=is_postgres(session),
-               autocommit=autocommit)
+    run = _Run.start(session, source, now=now, base_url=base_url, bucket=bucket, autocommit=autocommit)
     try:
         if bucket is not None and not (len(events) == 1 and events[0].action == TRIGGER):
             _take_token(run)  # a lone trigger takes it in the same statement as its count
@@ -137,8 +137,7 @@ def ingest_events(session: Session, source: SourceLike, events: list[AlertEvent]
 def ingest_event(session: Session, source: SourceLike, event: AlertEvent, *, now: datetime,
                  base_url: str) -> IngestResult:
     """Apply one event: open or count (trigger), resolve, acknowledge, or record (ignore)."""
-    return _apply(_Run(session, source, now=now, base_url=base_url, bucket=None, postgres=is_postgres(session)),
-                  event)
+    return _apply(_Run.start(session, source, now=now, base_url=base_url, bucket=None), event)
 
 
 def rate_limited_error(source_name: str, retry_after: int) -> RateLimited:
@@ -162,11 +161,17 @@ class _Run:
     now: datetime
     base_url: str
     bucket: TokenBucket | None
+    engine: Engine
     postgres: bool
     autocommit: bool = False
     token_taken: bool = False
     autocommitting: bool = False
     _source_row: AlertSource | None = None
+
+    @classmethod
+    def start(cls, session: Session, source: SourceLike, **kwargs) -> _Run:
+        engine = session.get_bind()  # once: a Flask-SQLAlchemy session looks it up per call
+        return cls(session, source, engine=engine, postgres=engine.dialect.name == "postgresql", **kwargs)
 
     @property
     def token_pending(self) -> bool:
@@ -187,7 +192,7 @@ class _Run:
     def execute(self, statement: DriverStatement, params: dict) -> tuple | None:
         """`statement`'s first row: autocommitted when the run is, else in the session."""
         if self.autocommitting:
-            return autocommitted(self.session.get_bind(), statement, params)
+            return autocommitted(self.engine, statement, params)
         result = self.session.execute(statement.statement, params)
         row = result.first() if getattr(result, "returns_rows", True) else None  # DML may return none
         return None if row is None else tuple(row)
