@@ -93,38 +93,63 @@ def _pg_type(type_, dialect) -> str:
     return dialect.type_compiler_instance.process(type_.dialect_impl(dialect))
 
 
+class Autocommitted:
+    """A pooled driver connection in autocommit mode for a few statements, each its own
+    transaction: checked out at the first, returned by `close()` (a request's statements
+    then share one checkout)."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._fairy = None
+
+    def execute(self, statement: DriverStatement, params: dict) -> tuple | None:
+        """Run `statement` with `params`; its first row, or None."""
+        engine, dialect = self.engine, self.engine.dialect
+        sql, prepare, execute, processors, values = statement.compiled(dialect)
+        values = {**values, **{name: (params[name] if process is None else process(params[name]))
+                               for name, process in processors}}
+        if self._fairy is None:
+            self._fairy = engine.raw_connection()
+            self._fairy.driver_connection.autocommit = True
+        fairy = self._fairy
+        cursor = None
+        try:
+            cursor = fairy.driver_connection.cursor()
+            prepared = fairy.info.setdefault("prepared", set())
+            if statement.name not in prepared:
+                cursor.execute(prepare)
+                prepared.add(statement.name)
+            for listener in engine.dispatch.before_cursor_execute:  # instrumentation sees the SQL run
+                listener(None, cursor, sql, values, None, False)
+            cursor.execute(execute, values)
+            return cursor.fetchone() if cursor.description is not None else None
+        except dialect.loaded_dbapi.Error as error:
+            disconnected = dialect.is_disconnect(error, fairy.driver_connection, cursor)
+            if disconnected:
+                # As a Connection does: this connection and every older one in the pool go.
+                engine.pool._invalidate(fairy, error)
+                self._fairy = None
+                fairy.close()
+            raise sa_exc.DBAPIError.instance(execute, values, error, dialect.loaded_dbapi.Error,
+                                             connection_invalidated=disconnected, dialect=dialect) from error
+        finally:
+            if cursor is not None and not cursor.closed:
+                cursor.close()
+
+    def close(self) -> None:
+        """Give the connection back to the pool, out of autocommit mode."""
+        fairy, self._fairy = self._fairy, None
+        if fairy is not None:
+            try:
+                fairy.driver_connection.autocommit = False
+            finally:
+                fairy.close()
+
+
 def autocommitted(engine: Engine, statement: DriverStatement, params: dict) -> tuple | None:
     """Run `statement` with `params` as its own transaction; its first row, or None."""
-    dialect = engine.dialect
-    sql, prepare, execute, processors, values = statement.compiled(dialect)
-    values = {**values, **{name: (params[name] if process is None else process(params[name]))
-                           for name, process in processors}}
-    fairy = engine.raw_connection()
-    driver = fairy.driver_connection
-    cursor = None
+    connection = Autocommitted(engine)
     try:
-        driver.autocommit = True
-        cursor = driver.cursor()
-        prepared = fairy.info.setdefault("prepared", set())
-        if statement.name not in prepared:
-            cursor.execute(prepare)
-            prepared.add(statement.name)
-        for listener in engine.dispatch.before_cursor_execute:  # instrumentation sees the SQL run
-            listener(None, cursor, sql, values, None, False)
-        cursor.execute(execute, values)
-        row = cursor.fetchone() if cursor.description is not None else None
-        driver.autocommit = False
-        return row
-    except dialect.loaded_dbapi.Error as error:
-        disconnected = dialect.is_disconnect(error, driver, cursor)
-        if disconnected:
-            # As a Connection does: this connection and every older one in the pool go.
-            engine.pool._invalidate(fairy, error)
-        else:
-            driver.autocommit = False
-        raise sa_exc.DBAPIError.instance(execute, values, error, dialect.loaded_dbapi.Error,
-                                         connection_invalidated=disconnected, dialect=dialect) from error
+        return connection.execute(statement, params)
     finally:
-        if cursor is not None and not cursor.closed:
-            cursor.close()
-        fairy.close()
+        connection.close()

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached, scoped_session
 from sqlalchemy.orm.util import identity_key
 
 from pagerpal_core.db import UTCDateTime
-from pagerpal_core.driver_sql import DriverStatement, autocommitted
+from pagerpal_core.driver_sql import Autocommitted, DriverStatement
 from pagerpal_core.errors import Conflict, RateLimited
 from pagerpal_core.models import AlertSource, Incident, IncidentEvent
 from pagerpal_core.models.incidents import OPEN_INCIDENT_PREDICATE, OPEN_STATUSES
@@ -165,7 +165,7 @@ class _Run:
     postgres: bool
     autocommit: bool = False
     token_taken: bool = False
-    autocommitting: bool = False
+    _autocommitted: Autocommitted | None = None
     _source_row: AlertSource | None = None
 
     @classmethod
@@ -180,19 +180,26 @@ class _Run:
     def begin_autocommit(self) -> None:
         """Run the next statements each as its own transaction when allowed (see
         ingest_events): prepared, on a pooled driver connection in autocommit mode."""
-        if self.autocommitting or not (self.autocommit and self.postgres):
+        if self._autocommitted is not None or not (self.autocommit and self.postgres):
             return
         session = self.session() if isinstance(self.session, scoped_session) else self.session
-        self.autocommitting = not session.in_transaction()
+        if not session.in_transaction():
+            self._autocommitted = Autocommitted(self.engine)
 
     def end_autocommit(self) -> None:
         """Back to the session's transaction for whatever follows (nothing is pending)."""
-        self.autocommitting = False
+        if self._autocommitted is not None:
+            self._autocommitted, autocommitted = None, self._autocommitted
+            autocommitted.close()
+
+    @property
+    def autocommitting(self) -> bool:
+        return self._autocommitted is not None
 
     def execute(self, statement: DriverStatement, params: dict) -> tuple | None:
         """`statement`'s first row: autocommitted when the run is, else in the session."""
         if self.autocommitting:
-            return autocommitted(self.engine, statement, params)
+            return self._autocommitted.execute(statement, params)
         result = self.session.execute(statement.statement, params)
         row = result.first() if getattr(result, "returns_rows", True) else None  # DML may return none
         return None if row is None else tuple(row)
