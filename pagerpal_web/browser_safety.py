@@ -3,7 +3,7 @@ on state-changing UI requests (defence in depth beside CSRF tokens)."""
 
 from __future__ import annotations
 
-from flask import Flask, abort, current_app, request
+from flask import Flask, abort, request
 
 from pagerpal_web.config import settings
 
@@ -12,6 +12,15 @@ CONTENT_SECURITY_POLICY = (
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'self'; object-src 'none'"
 )
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+# Every response gets these unless it set its own; HSTS too when cookies are HTTPS-only.
+SECURITY_HEADERS = (
+    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "same-origin"),
+    ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
+)
+WITH_HSTS = (*SECURITY_HEADERS, ("Strict-Transport-Security", "max-age=31536000"))
 
 
 def origin_allowed(origin: str) -> bool:
@@ -35,12 +44,10 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def security_headers(response):
+        # One pass over the response's headers (a Headers.setdefault each rescanned them all).
         headers = response.headers
-        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("Referrer-Policy", "same-origin")
-        headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-        if current_app.config.get("SESSION_COOKIE_SECURE"):
-            headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        present = {name.lower() for name, _ in headers.items()}
+        for name, value in WITH_HSTS if app.config.get("SESSION_COOKIE_SECURE") else SECURITY_HEADERS:
+            if name.lower() not in present:
+                headers.add(name, value)
         return response

@@ -43,6 +43,8 @@ def init_app(app: Flask) -> None:
         request_id = g.get("request_id")
         if request_id:
             response.headers["X-Request-ID"] = request_id
+        if not log.isEnabledFor(logging.INFO):
+            return response
         started = g.get("request_started")
         # The query string is left out: `?api_key=` must never reach a log line.
         log.info("request", extra=log_fields(
