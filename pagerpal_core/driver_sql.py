@@ -66,12 +66,13 @@ class DriverStatement:
         execute = f"EXECUTE {self.name} ({', '.join(f'%({name})s' for name in order)})"
         # Columns an INSERT/UPDATE leaves to their Python-side defaults: constants are bound
         # once, here; a callable default must be given as a parameter instead.
-        defaults = {column.key: column for column in (*compiled.insert_prefetch, *compiled.update_prefetch)}
+        defaults = {**{column.key: column.default for column in compiled.insert_prefetch},
+                    **{column.key: column.onupdate for column in compiled.update_prefetch}}
         processors, fixed = [], {}
         for name in order:
             bind, process = binds[name], binds[name].type.bind_processor(dialect)
             if name in defaults:
-                default = defaults[name].onupdate if compiled.isupdate else defaults[name].default
+                default = defaults[name]
                 if default is None or not default.is_scalar:
                     raise ValueError(f"{self.name}: give {name!r} as a parameter (its default is not a constant)")
                 value = default.arg

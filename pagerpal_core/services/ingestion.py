@@ -18,6 +18,7 @@ open all their new incidents with a second (see `_apply_batch`).
 from __future__ import annotations
 
 import logging
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -388,7 +389,7 @@ INSERT_IF_NO_OPEN = {"postgresql": _insert_if_no_open(postgresql.insert),
 _NEW_INCIDENT_COLUMNS = (
     "alert_source_id", "external_id", "title", "description", "severity", "status", "details", "links",
     "team_id", "policy_id", "current_level", "escalation_round", "page_generation", "unrouted",
-    "occurrence_count", "last_seen_at", "repeats_unlogged", "created_at", "updated_at")
+    "occurrence_count", "last_seen_at", "repeats_unlogged", "created_at", "updated_at", "assignment_pinned")
 INSERT_ID_IF_NO_OPEN = {
     name: dialect_insert(_incidents)
     .values({column: bindparam(column, type_=_incidents.c[column].type) for column in _NEW_INCIDENT_COLUMNS})
@@ -398,16 +399,22 @@ INSERT_ID_IF_NO_OPEN = {
     for name, dialect_insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))}
 
 
-def _open_unless_held(count: int) -> Select:
+def _open_unless_held(count: int, *, take_token: bool = False) -> Select:
     # Named SQL (PostgreSQL): open an incident unless (source, external id) has an open one or
     # a maintenance window covers :source_id or :policy_id, and then write `count` timeline rows
     # for it (parameters e0_kind, e0_message, ... as `event_row` names them). One row: the new
-    # id (NULL when nothing was written) and whether a window holds the source's paging.
-    held = maintenance.ACTIVE_WINDOW_ID_FOR.exists()
+    # id (NULL when nothing was written) and whether a window holds the source's paging. With
+    # `take_token`, first the request's token as in TAKE_TOKEN_AND_COUNT (nothing is written
+    # without it), and the row starts with the tokens left (NULL = refused).
+    held = maintenance.ACTIVE_WINDOW_ID_FOR.order_by(None).limit(None).exists()  # any window at all
+    allowed = [~held]
+    if take_token:
+        tok = TAKE_TOKEN["postgresql", True].cte("tok")
+        allowed.append(exists(select(tok.c.rate_tokens)))
     new = (postgresql.insert(_incidents)
            .from_select(list(_NEW_INCIDENT_COLUMNS),
                         select(*[bindparam(c, type_=_incidents.c[c].type) for c in _NEW_INCIDENT_COLUMNS])
-                        .where(~held))
+                        .where(*allowed))
            .on_conflict_do_nothing(index_elements=["alert_source_id", "external_id"],
                                    index_where=text(OPEN_INCIDENT_PREDICATE))
            .returning(_incidents.c.id).cte("ins"))
@@ -416,11 +423,28 @@ def _open_unless_held(count: int) -> Select:
     rows = [select(new.c.id, *[cast(bindparam(f"e{i}_{c.name}", type_=c.type), c.type) for c in columns])
             for i in range(count)]
     written = insert(events).from_select(["incident_id", *[c.name for c in columns]], union_all(*rows))
-    return (select(select(new.c.id).scalar_subquery().label("id"), held.label("held"))
-            .add_cte(written.cte("ev")))
+    row = [select(new.c.id).scalar_subquery().label("id"), held.label("held")]
+    if take_token:
+        row.insert(0, select(tok.c.rate_tokens).scalar_subquery().label("tokens"))
+    return select(*row).add_cte(written.cte("ev"))
 
 
 OPEN_UNLESS_HELD = DriverStatement(_open_unless_held(2))
+TAKE_TOKEN_AND_OPEN_UNLESS_HELD = DriverStatement(_open_unless_held(2, take_token=True))
+
+# Per database (engine): (source id, external id) of alerts this process saw open an incident
+# or repeat one. Their next alert is most likely a repeat, so it counts first; any other alert
+# of a source nobody is paged for tries to open first: one statement either way, usually. Only
+# an order of attempts: the statements decide (a conflicting open counts, a missed count opens).
+_LIKELY_OPEN: weakref.WeakKeyDictionary[Engine, set[tuple[int, str]]] = weakref.WeakKeyDictionary()
+_LIKELY_OPEN_MAX = 10_000
+
+
+def _likely_open(run: _Run, key: tuple[int, str]) -> None:
+    seen = _LIKELY_OPEN.setdefault(run.engine, set())
+    if len(seen) >= _LIKELY_OPEN_MAX:  # a bound on memory: start again
+        seen.clear()
+    seen.add(key)
 
 # Named SQL: count one more occurrence on the open incident of (source, external id).
 # One UPDATE under the row lock, so 50 concurrent repeats add exactly 50.
@@ -521,7 +545,7 @@ def _new_incident_values(run: _Run, event: AlertEvent) -> dict:
         status="triggered", details=event.details or {}, links=event.links or [],
         team_id=source.team_id, policy_id=source.policy_id, current_level=0, escalation_round=0,
         page_generation=0, unrouted=False, occurrence_count=1, last_seen_at=now, repeats_unlogged=0,
-        created_at=now, updated_at=now,
+        created_at=now, updated_at=now, assignment_pinned=False,
     )
 
 
@@ -531,19 +555,27 @@ def _trigger(run: _Run, event: AlertEvent) -> IngestResult:
     # insert conflicts: count again) or resolve it (the count misses: insert again).
     # Three rounds are plenty. On PostgreSQL a lone alert runs autocommitted: a repeat is
     # one statement in all, a new incident nobody can be paged for one more.
+    # A new incident nobody is paged for opens first when this process has not seen its key
+    # open (see _LIKELY_OPEN): one statement too.
     dialect = "postgresql" if run.postgres else "sqlite"
     unrouted = escalation.unrouted_unless_held(run.source.policy_id)
+    seen = (run.source.id, event.external_id)
+    open_first = unrouted is not None and run.postgres and seen not in _LIKELY_OPEN.get(run.engine, ())
     try:
         for _ in range(3):
-            counted = _count_repeat(run, event.external_id)
-            if counted is not None:
-                return _repeated(run, event, *counted)
+            if not open_first:
+                counted = _count_repeat(run, event.external_id)
+                if counted is not None:
+                    _likely_open(run, seen)
+                    return _repeated(run, event, *counted)
+            open_first = False
             opened = _open_unrouted(run, event, unrouted) if unrouted is not None else _HELD
             if opened is _HELD:  # it may page, or a maintenance window holds it
                 run.end_autocommit()  # paging writes many rows: one transaction
                 incident = run.session.scalars(INSERT_IF_NO_OPEN[dialect], _new_incident_values(run, event)).first()
                 opened = None if incident is None else _opened(run, event, incident)
             if opened is not None:
+                _likely_open(run, seen)
                 return opened
         raise Conflict("the alert's incident changed state repeatedly while ingesting; retry")
     finally:
@@ -581,7 +613,19 @@ def _open_unrouted(run: _Run, event: AlertEvent, reason: str):
                         detail=_opened_detail(event), now=now),
               event_row(session, None, kind, message, actor=source, detail=detail, now=now)]
     covers = {"now": now, "source_id": run.source.id}  # and policy_id (None) from `values`
-    if run.postgres:
+    if run.postgres and run.token_pending:
+        run.begin_autocommit()
+        if not run.autocommitting:  # inside the caller's transaction: the token on its own first
+            _take_token(run)
+    if run.postgres and run.token_pending:  # autocommitted: the token in the same statement
+        tokens, incident_id, held = run.execute(TAKE_TOKEN_AND_OPEN_UNLESS_HELD,
+                                                {**values, **covers, **_numbered(events), **_token_params(run)})
+        if tokens is None:
+            _refused(run)
+        run.token_taken = True
+        if held:
+            return _HELD
+    elif run.postgres:
         incident_id, held = run.execute(OPEN_UNLESS_HELD, {**values, **covers, **_numbered(events)})
         if held:
             return _HELD

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
 
 from pagerpal_core.models import AlertSource, Incident, IncidentEvent
 from pagerpal_core.models.maintenance import MaintenanceHold
-from pagerpal_core.services import maintenance
+from pagerpal_core.services import ingestion, maintenance
 from pagerpal_core.services.incidents import trigger_incident
 from pagerpal_core.timeutil import utcnow
 from pagerpal_web.extensions import db
@@ -61,17 +62,37 @@ def test_a_new_incident_nobody_can_be_paged_for_ends_up_as_the_general_path_leav
     assert lean[1] == general[1]  # (the external id and payload left aside: they differ by design)
 
 
-def test_a_new_unrouted_incident_is_two_statements_on_postgresql(app, client, source, backend):
+def test_a_new_unrouted_incident_is_one_statement_on_postgresql(app, client, source, backend):
     post(client, "/api/v1/alerts", {"title": "warm", "external_id": "warm"}, source.key)
     with statements(app) as seen:
         response = post(client, "/api/v1/alerts", {"title": "Disk full", "external_id": "disk"}, source.key)
     assert response.status_code == 201
     seen = [s for s in seen if not s.startswith(("BEGIN", "COMMIT"))]
     if backend == "postgresql":
-        # Take the token and count (no open incident); then the incident with its timeline rows.
-        assert len(seen) == 2 and all(s.startswith("WITH") for s in seen), seen
+        # A key this process has not seen open opens first: the token, the incident and its
+        # timeline rows in one statement.
+        assert len(seen) == 1 and seen[0].startswith("WITH tok AS (UPDATE alert_sources"), seen
+        assert "INSERT INTO incidents" in seen[0] and "INSERT INTO incident_events" in seen[0]
     else:  # token, count, the windows, the incident, its two timeline rows (one INSERT)
         assert len(seen) == 5, seen
+
+
+@pytest.mark.backends("postgresql")
+def test_opening_first_a_key_that_is_already_open_counts_it(app, client, source):
+    """Another process opened the incident: the open conflicts, and the alert is counted."""
+    key = {"title": "Disk full", "external_id": "disk"}
+    assert post(client, "/api/v1/alerts", key, source.key).status_code == 201
+    with app.app_context():
+        ingestion._LIKELY_OPEN.clear()  # as if another process had opened it
+    with statements(app) as seen:
+        response = post(client, "/api/v1/alerts", key, source.key)
+    assert response.status_code == 200 and response.get_json()["occurrence_count"] == 2
+    seen = [s for s in seen if not s.startswith(("BEGIN", "COMMIT"))]
+    # The open (token taken, nothing written), the count, the note of the first repeat.
+    assert len(seen) == 3, seen
+    with app.app_context():
+        assert db.session.execute(text("SELECT count(*) FROM incidents")).scalar() == 1
+        assert db.session.execute(text("SELECT count(*) FROM incident_events WHERE kind = 'triggered'")).scalar() == 1
 
 
 def test_a_maintenance_window_holds_a_new_incident_of_a_source_without_policy(app, client, source):
