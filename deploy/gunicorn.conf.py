@@ -111,6 +111,8 @@ class JsonLogger(Logger):
     of a malformed request, `?api_key=ppk_...` included.
     """
 
+    access_secrets: list[str] = []  # the configured secrets (setup)
+
     def setup(self, cfg):
         super().setup(cfg)
         settings = _pagerpal_settings()
@@ -152,7 +154,7 @@ class JsonLogger(Logger):
         """`line`, redacted, to every access handler: straight onto a stream handler's stream
         (a LogRecord, the caller lookup and the formatter round cost more than the line
         itself, on every request), through the handler otherwise (syslog)."""
-        line = redact(line, getattr(self, "access_secrets", ()))
+        line = redact(line, self.access_secrets)
         record = None
         for handler in self.access_log.handlers:
             if isinstance(handler, logging.StreamHandler) and handler.stream is not None:

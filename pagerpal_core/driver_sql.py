@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from itertools import count
+from typing import NamedTuple
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
@@ -31,6 +32,14 @@ _numbers = count(1)
 _PYFORMAT = re.compile(r"%\((\w+)\)s|%%")
 
 
+class _Compiled(NamedTuple):
+    sql: str            # the statement as SQLAlchemy would run it (what listeners see)
+    prepare: str        # PREPARE name (types) AS ...
+    execute: str        # EXECUTE name (%(param)s, ...)
+    processors: list    # [(parameter name, its bind processor or None)]
+    fixed: dict         # the bound values of the statement's own literals and defaults
+
+
 class DriverStatement:
     """A Core statement for `autocommitted` (PostgreSQL + psycopg2 only)."""
 
@@ -39,15 +48,14 @@ class DriverStatement:
         self.name = f"pp_stmt_{next(_numbers)}"
         self._by_dialect: dict = {}
 
-    def compiled(self, dialect) -> tuple[str, str, str, list, dict]:
-        """(the statement's SQL, PREPARE statement, EXECUTE statement, [(parameter name, bind
-        processor)], the bound values of the statement's own literals) for `dialect`."""
+    def compiled(self, dialect) -> _Compiled:
+        """The statement compiled for `dialect` (once)."""
         done = self._by_dialect.get(dialect)
         if done is None:
             done = self._by_dialect[dialect] = self._compile(dialect)
         return done
 
-    def _compile(self, dialect) -> tuple[str, str, str, list, dict]:
+    def _compile(self, dialect) -> _Compiled:
         compiled = self.statement.compile(dialect=dialect)
         order: list[str] = []
 
@@ -82,7 +90,7 @@ class DriverStatement:
             else:  # a literal of the statement (`greatest(0, ...)`)
                 value = bind.value
             fixed[name] = value if process is None else process(value)
-        return compiled.string, prepare, execute, processors, fixed
+        return _Compiled(compiled.string, prepare, execute, processors, fixed)
 
 
 def _pg_type(type_, dialect) -> str:
@@ -106,9 +114,9 @@ class Autocommitted:
     def execute(self, statement: DriverStatement, params: dict) -> tuple | None:
         """Run `statement` with `params`; its first row, or None."""
         engine, dialect = self.engine, self.engine.dialect
-        sql, prepare, execute, processors, values = statement.compiled(dialect)
-        values = {**values, **{name: (params[name] if process is None else process(params[name]))
-                               for name, process in processors}}
+        compiled = statement.compiled(dialect)
+        values = {**compiled.fixed, **{name: (params[name] if process is None else process(params[name]))
+                                       for name, process in compiled.processors}}
         if self._fairy is None:
             self._fairy = engine.raw_connection()
             self._fairy.driver_connection.autocommit = True
@@ -118,11 +126,11 @@ class Autocommitted:
             cursor = fairy.driver_connection.cursor()
             prepared = fairy.info.setdefault("prepared", set())
             if statement.name not in prepared:
-                cursor.execute(prepare)
+                cursor.execute(compiled.prepare)
                 prepared.add(statement.name)
             for listener in engine.dispatch.before_cursor_execute:  # instrumentation sees the SQL run
-                listener(None, cursor, sql, values, None, False)
-            cursor.execute(execute, values)
+                listener(None, cursor, compiled.sql, values, None, False)
+            cursor.execute(compiled.execute, values)
             return cursor.fetchone() if cursor.description is not None else None
         except dialect.loaded_dbapi.Error as error:
             disconnected = dialect.is_disconnect(error, fairy.driver_connection, cursor)
@@ -131,20 +139,24 @@ class Autocommitted:
                 engine.pool._invalidate(fairy, error)
                 self._fairy = None
                 fairy.close()
-            raise sa_exc.DBAPIError.instance(execute, values, error, dialect.loaded_dbapi.Error,
+            raise sa_exc.DBAPIError.instance(compiled.execute, values, error, dialect.loaded_dbapi.Error,
                                              connection_invalidated=disconnected, dialect=dialect) from error
         finally:
             if cursor is not None and not cursor.closed:
                 cursor.close()
 
     def close(self) -> None:
-        """Give the connection back to the pool, out of autocommit mode."""
+        """Give the connection back to the pool, out of autocommit mode. Never raises: the
+        statements are committed by now, and an error here would have the sender retry an
+        alert that was already counted."""
         fairy, self._fairy = self._fairy, None
-        if fairy is not None:
-            try:
-                fairy.driver_connection.autocommit = False
-            finally:
-                fairy.close()
+        if fairy is None:
+            return
+        try:
+            fairy.driver_connection.autocommit = False
+        except Exception as error:  # the connection broke after its last statement: replace it
+            fairy.invalidate(error)
+        fairy.close()
 
 
 def autocommitted(engine: Engine, statement: DriverStatement, params: dict) -> tuple | None:

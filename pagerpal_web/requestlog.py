@@ -47,10 +47,12 @@ def init_app(app: Flask) -> None:
             return response
         started = g.get("request_started")
         # The query string is left out: `?api_key=` must never reach a log line.
-        log.info("request", extra=log_fields(
-            method=request.method, path=_loggable_path(), status=response.status_code,
-            duration_ms=round((time.perf_counter() - started) * 1000, 2) if started else None,
-            remote=request.remote_addr, **g.get("log_fields", {})))
+        # The handler's fields first: one named like the line's own cannot replace it (or fail it).
+        log.info("request", extra=log_fields(**{
+            **g.get("log_fields", {}),
+            "method": request.method, "path": _loggable_path(), "status": response.status_code,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
+            "remote": request.remote_addr}))
         return response
 
     @app.teardown_request

@@ -121,3 +121,22 @@ def test_a_driver_statement_on_a_dead_connection_fails_once_and_the_next_prepare
         assert _backend_pid(engine) != first
     finally:
         engine.dispose()
+
+
+def test_a_driver_connection_that_broke_after_its_statement_is_replaced_not_raised(pg_database_url):
+    from sqlalchemy import bindparam, insert
+
+    from pagerpal_core.driver_sql import Autocommitted, DriverStatement
+
+    engine = make_engine(pg_database_url, pool_size=1, max_overflow=0)
+    try:
+        table = _driver_table(engine)
+        add = DriverStatement(insert(table).values(name=bindparam("name")).returning(table.c.id))
+        connection = Autocommitted(engine)
+        assert connection.execute(add, {"name": "a"}) == (1,)
+        connection._fairy.driver_connection.close()  # gone between the statement and the return
+        connection.close()  # the row is committed: giving the connection back must not fail the alert
+        with engine.connect() as conn:  # the pool handed out a working connection again
+            assert conn.execute(text("SELECT count(*) FROM driver_probe")).scalar() == 1
+    finally:
+        engine.dispose()

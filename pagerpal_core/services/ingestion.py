@@ -201,8 +201,7 @@ class _Run:
         """`statement`'s first row: autocommitted when the run is, else in the session."""
         if self.autocommitting:
             return self._autocommitted.execute(statement, params)
-        result = self.session.execute(statement.statement, params)
-        row = result.first() if getattr(result, "returns_rows", True) else None  # DML may return none
+        row = self.session.execute(statement.statement, params).first()
         return None if row is None else tuple(row)
 
     def source_row(self) -> AlertSource:
@@ -494,7 +493,8 @@ def _note_repeats_statement() -> Insert:
     events = IncidentEvent.__table__
     columns = [c for c in events.c if c.name not in ("id", "incident_id")]
     row = select(mark.c.id, *[cast(bindparam(f"e0_{c.name}", type_=c.type), c.type) for c in columns])
-    return insert(events).from_select(["incident_id", *[c.name for c in columns]], row).add_cte(mark)
+    return (insert(events).from_select(["incident_id", *[c.name for c in columns]], row).add_cte(mark)
+            .returning(events.c.id))
 
 
 NOTE_REPEATS = DriverStatement(_note_repeats_statement())
@@ -613,20 +613,19 @@ def _open_unrouted(run: _Run, event: AlertEvent, reason: str):
                         detail=_opened_detail(event), now=now),
               event_row(session, None, kind, message, actor=source, detail=detail, now=now)]
     covers = {"now": now, "source_id": run.source.id}  # and policy_id (None) from `values`
-    if run.postgres and run.token_pending:
-        run.begin_autocommit()
-        if not run.autocommitting:  # inside the caller's transaction: the token on its own first
+    if run.postgres:
+        params = {**values, **covers, **_numbered(events)}
+        if run.token_pending:
+            run.begin_autocommit()
+        if run.token_pending and not run.autocommitting:  # in the caller's transaction: the token first
             _take_token(run)
-    if run.postgres and run.token_pending:  # autocommitted: the token in the same statement
-        tokens, incident_id, held = run.execute(TAKE_TOKEN_AND_OPEN_UNLESS_HELD,
-                                                {**values, **covers, **_numbered(events), **_token_params(run)})
-        if tokens is None:
-            _refused(run)
-        run.token_taken = True
-        if held:
-            return _HELD
-    elif run.postgres:
-        incident_id, held = run.execute(OPEN_UNLESS_HELD, {**values, **covers, **_numbered(events)})
+        if run.token_pending:  # autocommitted: the token in the same statement
+            tokens, incident_id, held = run.execute(TAKE_TOKEN_AND_OPEN_UNLESS_HELD, {**params, **_token_params(run)})
+            if tokens is None:
+                _refused(run)
+            run.token_taken = True
+        else:
+            incident_id, held = run.execute(OPEN_UNLESS_HELD, params)
         if held:
             return _HELD
     else:
