@@ -122,6 +122,8 @@ def add_serving_arguments(parser) -> None:
     parser.add_argument("--backend", choices=("both", *BACKENDS), default="both")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="slices the raw ceiling and PagerPal take turns on (bench/harness.py: interleaved)")
 
 
 def chosen_backends(args) -> tuple[str, ...] | None:
@@ -228,29 +230,68 @@ def percentile(samples: list[float], pct: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
 
 
+class Senders:
+    """`count` senders made once (their connections open before anything is timed), each on
+    its own thread for every batch of alerts it is given."""
+
+    def __init__(self, count: int, make_sender):
+        self.sends = [make_sender() for _ in range(count)]
+
+    def run(self, alerts: list[dict]) -> tuple[float, list[float]]:
+        """Split `alerts` round-robin over the senders, started together; (elapsed s, latencies s)."""
+        count = len(self.sends)
+        gate = threading.Barrier(count + 1)
+
+        def sender(index: int) -> list[float]:
+            send, mine, latencies = self.sends[index], alerts[index::count], []
+            gate.wait()
+            for alert in mine:
+                t0 = time.perf_counter()
+                send(alert)
+                latencies.append(time.perf_counter() - t0)
+            return latencies
+
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            futures = [pool.submit(sender, index) for index in range(count)]
+            gate.wait()
+            started = time.perf_counter()
+            latencies = [latency for future in futures for latency in future.result()]
+            return time.perf_counter() - started, latencies
+
+    def close(self) -> None:
+        for send in self.sends:
+            getattr(send, "close", lambda: None)()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 def run_concurrently(alerts: list[dict], senders: int, make_sender) -> tuple[float, list[float]]:
-    """Split `alerts` round-robin over `senders` threads started together; (elapsed s, latencies s)."""
-    latencies: list[float] = []
-    lock = threading.Lock()
-    gate = threading.Barrier(senders)
+    """`alerts` sent once by `senders` fresh senders (see Senders.run)."""
+    with Senders(senders, make_sender) as group:
+        return group.run(alerts)
 
-    def sender(index: int):
-        send = make_sender()
-        mine = alerts[index::senders]
-        local = []
-        gate.wait()
-        for alert in mine:
-            t0 = time.perf_counter()
-            send(alert)
-            local.append(time.perf_counter() - t0)
-        with lock:
-            latencies.extend(local)
-        getattr(send, "close", lambda: None)()
 
-    started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=senders) as pool:
-        list(pool.map(sender, range(senders)))
-    return time.perf_counter() - started, latencies
+def interleaved(alerts: list[dict], sides: dict[str, Senders], rounds: int) -> dict[str, tuple[float, list[float]]]:
+    """Send `alerts` through every side in `rounds` consecutive slices, taking turns (A B,
+    then B A, ...): per side, (elapsed s, latencies s) over all its slices.
+
+    A shared host's speed drifts by a third within minutes; measured one after the other, a
+    ceiling and PagerPal would each get a different machine, and their ratio would say more
+    about the host than about PagerPal. Taking turns gives both the same machine.
+    """
+    totals: dict[str, tuple[float, list[float]]] = {name: (0.0, []) for name in sides}
+    size = -(-len(alerts) // rounds)
+    names = list(sides)
+    for turn in range(rounds):
+        batch = alerts[turn * size:(turn + 1) * size]
+        for name in names if turn % 2 == 0 else names[::-1]:
+            elapsed, latencies = sides[name].run(batch)
+            totals[name] = (totals[name][0] + elapsed, totals[name][1] + latencies)
+    return totals
 
 
 def http_senders(url: str, key: str, path: str = "/api/v1/alerts"):
@@ -263,6 +304,7 @@ def http_senders(url: str, key: str, path: str = "/api/v1/alerts"):
 
     def make_sender():
         state = {"conn": http.client.HTTPConnection(host, int(port), timeout=60)}
+        state["conn"].connect()  # now, not inside the first timed request
 
         def send(alert):
             body = json.dumps(alert).encode()

@@ -2,8 +2,11 @@
 
     .venv/bin/python bench/ingest.py [--alerts 2000] [--senders 8] [--repeat-share 0.5]
                                      [--backend both|postgresql|sqlite] [--workers 2] [--threads 4]
+                                     [--rounds 4]
 
-For each backend (PostgreSQL, then SQLite in WAL mode), on a scratch database, in the same run:
+For each backend (PostgreSQL, then SQLite in WAL mode), on a scratch database, in the same run,
+taking turns over `--rounds` slices of the alerts (raw, PagerPal, PagerPal, raw, ...), so a
+host whose speed drifts weighs on both alike (bench/harness.py: interleaved):
 
 1. raw ceiling — the same alerts written straight to the database by the same number of
    concurrent senders, one transaction per alert: the dedup INSERT ... ON CONFLICT DO
@@ -31,14 +34,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (  # noqa: E402
     Gunicorn,
     ScratchDatabase,
+    Senders,
     add_serving_arguments,
     chosen_backends,
     http_senders,
+    interleaved,
     machine,
     percentile,
     raw_senders,
     report,
-    run_concurrently,
 )
 from sqlalchemy import func, select  # noqa: E402
 
@@ -72,20 +76,21 @@ def run_backend(backend: str, args) -> tuple[bool, float, float]:
         warmup = [{"title": f"warm-up {i}", "external_id": f"warm-{i}", "details": {}}
                   for i in range(4 * args.senders)]
         print(f"\n{backend}: {args.alerts} alerts ({args.repeat_share:.0%} repeats of 50 hot keys), "
-              f"{args.senders} senders, gunicorn {args.workers} workers × {args.threads} threads ({machine()})",
+              f"{args.senders} senders, gunicorn {args.workers} workers × {args.threads} threads, ceiling and "
+              f"PagerPal taking turns over {args.rounds} slices ({machine()})",
               flush=True)
-        raw = raw_senders(db, raw_source.source.id)
-        run_concurrently(warmup, args.senders, raw)
-        raw_elapsed, raw_lat = run_concurrently(alerts, args.senders, raw)
-        with Gunicorn(db.url, Path(workdir), workers=args.workers, threads=args.threads) as server:
-            web = http_senders(server.url, web_source.key)
+        with Gunicorn(db.url, Path(workdir), workers=args.workers, threads=args.threads) as server, \
+                Senders(args.senders, raw_senders(db, raw_source.source.id)) as raw, \
+                Senders(args.senders, http_senders(server.url, web_source.key)) as web:
             try:
-                run_concurrently(warmup, args.senders, web)
-                web_elapsed, web_lat = run_concurrently(alerts, args.senders, web)
+                raw.run(warmup)
+                web.run(warmup)
+                measured = interleaved(alerts, {"raw": raw, "web": web}, args.rounds)
             except RuntimeError:
                 errors = [line for line in server.log().splitlines() if '"level": "error"' in line]
                 print("\n".join(errors[-3:]), file=sys.stderr)
                 raise
+        (raw_elapsed, raw_lat), (web_elapsed, web_lat) = measured["raw"], measured["web"]
         raw_rate = report("raw ceiling", args.alerts, raw_elapsed, raw_lat)
         web_rate = report("PagerPal HTTP (gunicorn)", args.alerts, web_elapsed, web_lat)
         ratio, p99 = web_rate / raw_rate, percentile(web_lat, 99) * 1000
