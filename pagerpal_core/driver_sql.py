@@ -29,6 +29,12 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.types import NullType, TypeDecorator
 
 _numbers = count(1)
+# Left to choose, PostgreSQL plans a prepared statement afresh on each EXECUTE when its
+# generic plan looks costlier than the custom ones: the new-incident statement's CTEs took
+# 0.46 ms to plan, every time, for 0.16 ms of execution; its generic plan runs in 0.14 ms.
+# Set once on each connection the first time it prepares; only prepared statements (these)
+# read it: SQLAlchemy's own queries are sent as plain text.
+GENERIC_PLANS = "SET plan_cache_mode = force_generic_plan"
 _PYFORMAT = re.compile(r"%\((\w+)\)s|%%")
 
 
@@ -126,6 +132,8 @@ class Autocommitted:
             cursor = fairy.driver_connection.cursor()
             prepared = fairy.info.setdefault("prepared", set())
             if statement.name not in prepared:
+                if not prepared:
+                    cursor.execute(GENERIC_PLANS)
                 cursor.execute(compiled.prepare)
                 prepared.add(statement.name)
             for listener in engine.dispatch.before_cursor_execute:  # instrumentation sees the SQL run

@@ -101,6 +101,28 @@ def test_a_driver_statement_is_prepared_once_per_connection_and_commits_on_its_o
         engine.dispose()
 
 
+def test_a_driver_statement_is_planned_once_not_on_every_execute(pg_database_url):
+    from sqlalchemy import bindparam, update
+
+    from pagerpal_core.driver_sql import DriverStatement, autocommitted
+
+    engine = make_engine(pg_database_url, pool_size=1, max_overflow=0)
+    try:
+        table = _driver_table(engine)
+        with engine.begin() as conn:
+            conn.execute(table.insert().values(name="a"))
+        bump = DriverStatement(update(table).where(table.c.name == bindparam("name"))
+                               .values(hits=table.c.hits + 1).returning(table.c.hits))
+        for hits in range(1, 9):
+            assert autocommitted(engine, bump, {"name": "a"}) == (hits,)
+        with engine.connect() as conn:  # the pool's one connection: the one that prepared it
+            plans = conn.execute(text("SELECT generic_plans, custom_plans FROM pg_prepared_statements")).one()
+        # Left to choose, PostgreSQL plans each of the first five runs afresh (custom plans).
+        assert tuple(plans) == (8, 0)
+    finally:
+        engine.dispose()
+
+
 def test_a_driver_statement_on_a_dead_connection_fails_once_and_the_next_prepares_anew(pg_database_url, monkeypatch):
     from sqlalchemy import bindparam, insert
 
