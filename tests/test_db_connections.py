@@ -123,6 +123,28 @@ def test_a_driver_statement_is_planned_once_not_on_every_execute(pg_database_url
         engine.dispose()
 
 
+def test_a_driver_statement_gets_every_kind_of_value_back_unchanged(pg_database_url):
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import BigInteger, Boolean, DateTime, Float, Integer, String, bindparam, select
+
+    from pagerpal_core.driver_sql import DriverStatement, autocommitted
+
+    types = {"text": String(), "number": Integer(), "big": BigInteger(), "real": Float(), "flag": Boolean(),
+             "at": DateTime(timezone=True), "nothing": Integer()}
+    echo = DriverStatement(select(*[bindparam(name, type_=type_).label(name) for name, type_ in types.items()]))
+    engine = make_engine(pg_database_url, pool_size=1, max_overflow=0)
+    try:
+        for text_value in ("it's", "back\\slash \\' and '' quotes", "naïve — 警报 🚨", "", "%(text)s %s $1",
+                           "'); DROP TABLE incidents; --"):
+            values = {"text": text_value, "number": -7, "big": 2 ** 62, "real": -0.1 + 1e-17, "flag": True,
+                      "at": datetime(2026, 12, 3, 6, 30, 0, 123456, tzinfo=timezone(timedelta(hours=-5))),
+                      "nothing": None}
+            assert autocommitted(engine, echo, values) == tuple(values.values())
+    finally:
+        engine.dispose()
+
+
 def test_a_driver_statement_on_a_dead_connection_fails_once_and_the_next_prepares_anew(pg_database_url, monkeypatch):
     from sqlalchemy import bindparam, insert
 
