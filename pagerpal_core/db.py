@@ -12,7 +12,7 @@ from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError, IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from pagerpal_core.errors import Conflict, NotFound
@@ -139,6 +139,14 @@ def make_engine(url: str, **extra) -> Engine:
 def make_session_factory(engine: Engine) -> sessionmaker:
     """A session factory whose objects stay usable after commit (worker steps rely on it)."""
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def in_transaction(session: Session | scoped_session) -> bool:
+    """Whether `session` has begun a transaction; a scoped session that holds no session yet
+    has not (and is not given one just to answer)."""
+    if isinstance(session, scoped_session):
+        return session.registry.has() and session().in_transaction()
+    return session.in_transaction()
 
 
 def is_postgres(session_or_engine) -> bool:

@@ -25,10 +25,10 @@ from datetime import datetime
 from sqlalchemy import Insert, Select, bindparam, cast, exists, insert, literal, select, text, true, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, make_transient_to_detached, scoped_session
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
-from pagerpal_core.db import UTCDateTime
+from pagerpal_core.db import UTCDateTime, in_transaction
 from pagerpal_core.driver_sql import Autocommitted, DriverStatement
 from pagerpal_core.errors import Conflict, RateLimited
 from pagerpal_core.models import AlertSource, Incident, IncidentEvent
@@ -98,7 +98,8 @@ def should_note_repeat(occurrence_count: int) -> bool:
 
 
 def ingest_events(session: Session, source: SourceLike, events: list[AlertEvent], *, now: datetime,
-                  base_url: str, bucket: TokenBucket | None = None, autocommit: bool = False) -> list[IngestResult]:
+                  base_url: str, bucket: TokenBucket | None = None, autocommit: bool = False,
+                  engine: Engine | None = None) -> list[IngestResult]:
     """Apply every event of one request in the caller's transaction; results in input order.
 
     `source` is the AlertSource or the SourceSnapshot the request authenticated as. With
@@ -119,8 +120,12 @@ def ingest_events(session: Session, source: SourceLike, events: list[AlertEvent]
     Events are applied sorted by external id so two requests carrying the same alerts in
     different orders lock their incident rows in the same order, and the token is always
     taken first, so every path locks the source row before incident rows (no deadlock).
+
+    `engine` is the session's, when the caller knows it: a scoped session is then not made
+    to create a session only to name its engine (an autocommitted request never needs one).
     """
-    run = _Run.start(session, source, now=now, base_url=base_url, bucket=bucket, autocommit=autocommit)
+    run = _Run.start(session, source, now=now, base_url=base_url, bucket=bucket, autocommit=autocommit,
+                     engine=engine)
     try:
         if bucket is not None and not (len(events) == 1 and events[0].action == TRIGGER):
             _take_token(run)  # a lone trigger takes it in the same statement as its count
@@ -170,8 +175,8 @@ class _Run:
     _source_row: AlertSource | None = None
 
     @classmethod
-    def start(cls, session: Session, source: SourceLike, **kwargs) -> _Run:
-        engine = session.get_bind()  # once: a Flask-SQLAlchemy session looks it up per call
+    def start(cls, session: Session, source: SourceLike, engine: Engine | None = None, **kwargs) -> _Run:
+        engine = engine or session.get_bind()  # once: a Flask-SQLAlchemy session looks it up per call
         return cls(session, source, engine=engine, postgres=engine.dialect.name == "postgresql", **kwargs)
 
     @property
@@ -183,8 +188,7 @@ class _Run:
         ingest_events): prepared, on a pooled driver connection in autocommit mode."""
         if self._autocommitted is not None or not (self.autocommit and self.postgres):
             return
-        session = self.session() if isinstance(self.session, scoped_session) else self.session
-        if not session.in_transaction():
+        if not in_transaction(self.session):
             self._autocommitted = Autocommitted(self.engine)
 
     def end_autocommit(self) -> None:

@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 
 from sqlalchemy import insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 from pagerpal_core.models import AlertSource, Incident, IncidentEvent, User
 from pagerpal_core.models.alert_sources import SourceSnapshot
@@ -50,6 +50,14 @@ def record_as_caller(session: Session, user: User | None) -> None:
     session.info[RECORDED_BY_KEY] = user.id if user is not None else None
 
 
+def _recorded_by(session: Session | scoped_session) -> int | None:
+    # A scoped session that holds no session yet has nobody recorded (and is not given a
+    # session just to say so: an autocommitted alert never needs one).
+    if isinstance(session, scoped_session) and not session.registry.has():
+        return None
+    return session.info.get(RECORDED_BY_KEY)
+
+
 def event_row(session: Session, incident_id: int | None, kind: str, message: str, *,
               actor: User | AlertSource | SourceSnapshot | str | None = None, detail: dict | None = None,
               now: datetime | None = None) -> dict:
@@ -61,7 +69,7 @@ def event_row(session: Session, incident_id: int | None, kind: str, message: str
         actor_user_id=actor.id if isinstance(actor, User) else None,
         actor_source_id=actor.id if isinstance(actor, _SOURCES) else None,
         actor_label=actor_label(actor),
-        recorded_by_id=session.info.get(RECORDED_BY_KEY),
+        recorded_by_id=_recorded_by(session),
         detail=bounded_detail(detail),
         created_at=now or utcnow(),
     )

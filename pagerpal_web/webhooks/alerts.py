@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from flask import current_app, jsonify
 
+from pagerpal_core.db import in_transaction
 from pagerpal_core.errors import Conflict, DomainError, Forbidden, Invalid, RateLimited, Unauthorized
 from pagerpal_core.metrics import count_alerts
 from pagerpal_core.payloads import parse_payload
@@ -91,7 +92,7 @@ def ingest(source: SourceSnapshot, kind: str, body) -> tuple[list, dict | None]:
             control = {"type": parsed.control.type, "topic_arn": row.topic_arn, "status": row.status}
         # autocommit: a lone repeat is one statement committed on its own (nothing else to do).
         results = ingest_events(db.session, source, parsed.events, now=now, base_url=settings().base_url,
-                                bucket=_bucket(), autocommit=True)
+                                bucket=_bucket(), autocommit=True, engine=db.engine)
     except RateLimited as exc:  # nothing this request wrote stays
         db.session.rollback()
         SOURCE_CACHE.note_empty(source.key_hash, getattr(exc, "wait", 0.0))
@@ -99,7 +100,7 @@ def ingest(source: SourceSnapshot, kind: str, body) -> tuple[list, dict | None]:
     except SourceChanged:
         db.session.rollback()
         raise
-    if db.session().in_transaction():  # else everything was autocommitted (a lone alert on PostgreSQL)
+    if in_transaction(db.session):  # else everything was autocommitted (a lone alert on PostgreSQL)
         db.session.commit()
     outcomes = Counter(r.outcome for r in results)
     count_alerts(source.name, (r.outcome for r in results))

@@ -62,17 +62,21 @@ def test_a_new_incident_nobody_can_be_paged_for_ends_up_as_the_general_path_leav
     assert lean[1] == general[1]  # (the external id and payload left aside: they differ by design)
 
 
-def test_a_new_unrouted_incident_is_one_statement_on_postgresql(app, client, source, backend):
+def test_a_new_unrouted_incident_is_one_statement_on_postgresql(app, client, source, backend, monkeypatch):
     post(client, "/api/v1/alerts", {"title": "warm", "external_id": "warm"}, source.key)
+    sessions = []
+    make_session = db.session.registry.createfunc
+    monkeypatch.setattr(db.session.registry, "createfunc", lambda: sessions.append(1) or make_session())
     with statements(app) as seen:
         response = post(client, "/api/v1/alerts", {"title": "Disk full", "external_id": "disk"}, source.key)
     assert response.status_code == 201
     seen = [s for s in seen if not s.startswith(("BEGIN", "COMMIT"))]
     if backend == "postgresql":
         # A key this process has not seen open opens first: the token, the incident and its
-        # timeline rows in one statement.
+        # timeline rows in one statement, on a driver connection: no ORM session is made.
         assert len(seen) == 1 and seen[0].startswith("WITH tok AS (UPDATE alert_sources"), seen
         assert "INSERT INTO incidents" in seen[0] and "INSERT INTO incident_events" in seen[0]
+        assert sessions == []
     else:  # token, count, the windows, the incident, its two timeline rows (one INSERT)
         assert len(seen) == 5, seen
 
