@@ -5,8 +5,8 @@
 
 On one scratch PostgreSQL database, for each gunicorn shape: a fresh server and two loads
 from `--senders` keep-alive senders — a storm (identical alerts, one incident) and
-bench/ingest.py's mix (half repeats of 50 hot keys, half new incidents) — each right after
-the raw ceiling of the same load (bench/harness.py), so a busy machine skews both alike.
+bench/ingest.py's mix (half repeats of 50 hot keys, half new incidents) — each taking turns
+with the raw ceiling of the same load (bench/harness.py), so a busy machine skews both alike.
 Prints alerts/s, the ceiling, the share and p99 per shape, so the recommendation in
 deploy/README.md can be re-checked on any machine.
 """
@@ -23,12 +23,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (  # noqa: E402
     Gunicorn,
     ScratchDatabase,
+    Senders,
     http_senders,
+    interleaved,
     machine,
     percentile,
     postgres_unavailable_reason,
     raw_senders,
-    run_concurrently,
 )
 from ingest import make_alerts  # noqa: E402
 from storm import storm_alerts  # noqa: E402
@@ -66,6 +67,7 @@ def main(argv=None) -> int:
     parser.add_argument("--mixed", type=int, default=2000)
     parser.add_argument("--senders", type=int, default=8)
     parser.add_argument("--shapes", default=DEFAULT_SHAPES)
+    parser.add_argument("--rounds", type=int, default=4, help="slices the ceiling and each shape take turns on")
     args = parser.parse_args(argv)
     reason = postgres_unavailable_reason()
     if reason:
@@ -75,8 +77,8 @@ def main(argv=None) -> int:
     loads = {"storm": storm_alerts(args.storm), "mixed": make_alerts(args.mixed, 0.5)}
     with tempfile.TemporaryDirectory(prefix="pagerpal-serving-") as workdir, \
             ScratchDatabase("postgresql", Path(workdir)) as db:
-        print(f"PostgreSQL, {args.senders} senders ({machine()}); each shape beside a raw ceiling "
-              "measured just before it", flush=True)
+        print(f"PostgreSQL, {args.senders} senders ({machine()}); each shape beside a raw ceiling, the two "
+              f"taking turns over {args.rounds} slices", flush=True)
         print(f"  {'shape':<14} {'storm/s':>8} {'ceiling':>8} {'share':>6} {'p99 ms':>7}   "
               f"{'mixed/s':>8} {'ceiling':>8} {'share':>6} {'p99 ms':>7}")
         for n, (kind, workers, threads) in enumerate(shapes):
@@ -84,10 +86,10 @@ def main(argv=None) -> int:
             line = f"  {f'{kind} {workers}x{threads}':<14}"
             with Gunicorn(db.url, Path(workdir), workers=workers, threads=threads) as server:
                 for load, alerts in loads.items():
-                    raw_elapsed, _ = run_concurrently(alerts, args.senders,
-                                                      raw_senders(db, ids[f"raw-{load}-{n}"][0]))
-                    elapsed, latencies = run_concurrently(alerts, args.senders,
-                                                          http_senders(server.url, ids[f"{load}-{n}"][1]))
+                    with Senders(args.senders, raw_senders(db, ids[f"raw-{load}-{n}"][0])) as raw, \
+                            Senders(args.senders, http_senders(server.url, ids[f"{load}-{n}"][1])) as web:
+                        measured = interleaved(alerts, {"raw": raw, "web": web}, args.rounds)
+                    (raw_elapsed, _), (elapsed, latencies) = measured["raw"], measured["web"]
                     rate, ceiling = len(alerts) / elapsed, len(alerts) / raw_elapsed
                     line += (f" {rate:8.0f} {ceiling:8.0f} {rate / ceiling:6.0%} "
                              f"{percentile(latencies, 99) * 1000:7.1f}  ")

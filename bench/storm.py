@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/storm.py [--alerts 10000] [--keys 100] [--senders 8]
                                     [--backend both|postgresql|sqlite] [--workers 2] [--threads 4]
+                                    [--rounds 4]
 
 When a datacenter loses power, monitoring repeats the same alert thousands of times a
 minute. For each backend (PostgreSQL, then SQLite in WAL mode), on a scratch database:
@@ -14,7 +15,8 @@ minute. For each backend (PostgreSQL, then SQLite in WAL mode), on a scratch dat
 
 Each phase is measured against the raw ceiling of the same backend in the same run
 (bench/harness.py: the dedup INSERT ... ON CONFLICT, the repeat UPDATE, one timeline row
-for a new incident, one transaction per alert, the same senders). Prints both rates, the
+for a new incident, one transaction per alert, the same senders), the two taking turns over
+`--rounds` slices of the alerts so a host whose speed drifts weighs on both alike. Prints both rates, the
 ratio (target for the storm: ≥ 35 %) and the checks; exit status 1 when a check fails.
 """
 
@@ -31,9 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (  # noqa: E402
     Gunicorn,
     ScratchDatabase,
+    Senders,
     add_serving_arguments,
     chosen_backends,
     http_senders,
+    interleaved,
     machine,
     raw_senders,
     report,
@@ -135,26 +139,26 @@ def run_backend(backend: str, args) -> tuple[bool, dict]:
         warmup = [{"title": f"warm-up {i}", "external_id": f"warm-{i}"} for i in range(4 * args.senders)]
         phases = {"storm": (storm_alerts(args.alerts), 1, 2), "spread": (spread_alerts(args.alerts, args.keys),
                                                                          args.keys, 1)}
-        print(f"\n{backend}: {args.senders} senders, gunicorn {args.workers} workers × {args.threads} threads "
-              f"({machine()})", flush=True)
-        run_concurrently(warmup, args.senders, raw_senders(db, ids["warm-raw"]))
-        raw = {phase: run_concurrently(alerts, args.senders, raw_senders(db, ids[f"{phase}-raw"]))
-               for phase, (alerts, _, _) in phases.items()}
+        print(f"\n{backend}: {args.senders} senders, gunicorn {args.workers} workers × {args.threads} threads, "
+              f"ceiling and PagerPal taking turns over {args.rounds} slices ({machine()})", flush=True)
+        measured = {}
         with Gunicorn(db.url, Path(workdir), workers=args.workers, threads=args.threads) as server:
+            run_concurrently(warmup, args.senders, raw_senders(db, ids["warm-raw"]))
             run_concurrently(warmup, args.senders, http_senders(server.url, ids["warm"][1]))
-            web = {}
             for phase, (alerts, _, _) in phases.items():
-                try:
-                    web[phase] = run_concurrently(alerts, args.senders, http_senders(server.url, ids[phase][1]))
-                except RuntimeError:
-                    errors = [line for line in server.log().splitlines() if '"level": "error"' in line]
-                    print("\n".join(errors[-3:]), file=sys.stderr)
-                    raise
+                with Senders(args.senders, raw_senders(db, ids[f"{phase}-raw"])) as raw, \
+                        Senders(args.senders, http_senders(server.url, ids[phase][1])) as web:
+                    try:
+                        measured[phase] = interleaved(alerts, {"raw": raw, "web": web}, args.rounds)
+                    except RuntimeError:
+                        errors = [line for line in server.log().splitlines() if '"level": "error"' in line]
+                        print("\n".join(errors[-3:]), file=sys.stderr)
+                        raise
         for phase, (alerts, keys, pages) in phases.items():
             what = (f"{len(alerts)} identical alerts" if keys == 1 else f"{len(alerts)} alerts over {keys} keys")
             print(f"  {phase}: {what}", flush=True)
-            raw_rate = report("raw ceiling", len(alerts), *raw[phase])
-            web_rate = report("PagerPal HTTP (gunicorn)", len(alerts), *web[phase])
+            raw_rate = report("raw ceiling", len(alerts), *measured[phase]["raw"])
+            web_rate = report("PagerPal HTTP (gunicorn)", len(alerts), *measured[phase]["web"])
             ratios[phase] = web_rate / raw_rate
             target = " (target ≥ 35%)" if phase == "storm" else ""
             print(f"    PagerPal reaches {ratios[phase]:.0%} of {backend}'s raw ceiling{target}", flush=True)
