@@ -130,8 +130,8 @@ def _literal(value, connection) -> bytes:
         return b"true" if value else b"false"
     if kind is float and math.isfinite(value):
         return repr(value).encode()
-    if kind is datetime and value.tzinfo is not None:  # the parameter's declared type reads ISO 8601
-        return b"'" + value.isoformat().encode() + b"'"
+    if kind is datetime and value.tzinfo is not None:  # as psycopg2 writes an aware datetime
+        return b"'" + value.isoformat().encode() + b"'::timestamptz"
     adapted = adapt(value)  # anything else as psycopg2 adapts it
     if hasattr(adapted, "prepare"):
         adapted.prepare(connection)
