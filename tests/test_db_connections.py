@@ -124,14 +124,16 @@ def test_a_driver_statement_is_planned_once_not_on_every_execute(pg_database_url
 
 
 def test_a_driver_statement_gets_every_kind_of_value_back_unchanged(pg_database_url):
-    from datetime import datetime, timedelta, timezone
+    from datetime import date, datetime, timedelta, timezone
+    from decimal import Decimal
 
-    from sqlalchemy import BigInteger, Boolean, DateTime, Float, Integer, String, bindparam, select
+    from sqlalchemy import BigInteger, Boolean, Date, DateTime, Float, Integer, Numeric, String, bindparam, select
 
     from pagerpal_core.driver_sql import DriverStatement, autocommitted
 
     types = {"text": String(), "number": Integer(), "big": BigInteger(), "real": Float(), "flag": Boolean(),
-             "at": DateTime(timezone=True), "nothing": Integer()}
+             "at": DateTime(timezone=True), "nothing": Integer(),
+             "day": Date(), "amount": Numeric(asdecimal=True), "odd": Float()}  # the last three: psycopg2's own
     echo = DriverStatement(select(*[bindparam(name, type_=type_).label(name) for name, type_ in types.items()]))
     engine = make_engine(pg_database_url, pool_size=1, max_overflow=0)
     try:
@@ -139,7 +141,7 @@ def test_a_driver_statement_gets_every_kind_of_value_back_unchanged(pg_database_
                            "'); DROP TABLE incidents; --"):
             values = {"text": text_value, "number": -7, "big": 2 ** 62, "real": -0.1 + 1e-17, "flag": True,
                       "at": datetime(2026, 12, 3, 6, 30, 0, 123456, tzinfo=timezone(timedelta(hours=-5))),
-                      "nothing": None}
+                      "nothing": None, "day": date(2026, 2, 28), "amount": Decimal("-12.50"), "odd": float("inf")}
             assert autocommitted(engine, echo, values) == tuple(values.values())
     finally:
         engine.dispose()
