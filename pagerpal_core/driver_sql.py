@@ -103,6 +103,14 @@ class DriverStatement:
         return _Compiled(compiled.string, prepare, execute, order, processors, fixed)
 
 
+def _use_generic_plans(cursor, dialect) -> None:
+    try:
+        cursor.execute(GENERIC_PLANS)
+    except dialect.loaded_dbapi.Error:  # a server before PostgreSQL 12: it plans as it chooses
+        if cursor.connection.closed:
+            raise
+
+
 def _execute_text(name: str, order: list, values: dict, connection) -> bytes:
     """`EXECUTE name (literal, ...)`, the values written as psycopg2 would write them.
 
@@ -172,7 +180,7 @@ class Autocommitted:
             prepared = fairy.info.setdefault("prepared", set())
             if statement.name not in prepared:
                 if not prepared:
-                    cursor.execute(GENERIC_PLANS)
+                    _use_generic_plans(cursor, dialect)
                 cursor.execute(compiled.prepare)
                 prepared.add(statement.name)
             for listener in engine.dispatch.before_cursor_execute:  # instrumentation sees the SQL run

@@ -147,6 +147,22 @@ def test_a_driver_statement_gets_every_kind_of_value_back_unchanged(pg_database_
         engine.dispose()
 
 
+def test_a_server_without_the_plan_setting_still_runs_driver_statements(pg_database_url, monkeypatch):
+    from sqlalchemy import bindparam, insert
+
+    from pagerpal_core import driver_sql
+
+    monkeypatch.setattr(driver_sql, "GENERIC_PLANS", "SET no_such_setting_before_pg12 = 1")  # refused
+    engine = make_engine(pg_database_url, pool_size=1, max_overflow=0)
+    try:
+        table = _driver_table(engine)
+        add = driver_sql.DriverStatement(insert(table).values(name=bindparam("name")).returning(table.c.id))
+        assert driver_sql.autocommitted(engine, add, {"name": "a"}) == (1,)
+        assert driver_sql.autocommitted(engine, add, {"name": "b"}) == (2,)
+    finally:
+        engine.dispose()
+
+
 def test_a_driver_statement_on_a_dead_connection_fails_once_and_the_next_prepares_anew(pg_database_url, monkeypatch):
     from sqlalchemy import bindparam, insert
 
