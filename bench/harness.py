@@ -222,6 +222,11 @@ class Gunicorn:
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
+    def say_errors(self, last: int = 3) -> None:
+        """Print the last error lines of the server's log (why a sender's request failed)."""
+        errors = [line for line in self.log().splitlines() if '"level": "error"' in line]
+        print("\n".join(errors[-last:]), file=sys.stderr)
+
 
 # --- senders -----------------------------------------------------------------------------
 

@@ -87,8 +87,7 @@ def run_backend(backend: str, args) -> tuple[bool, float, float]:
                 web.run(warmup)
                 measured = interleaved(alerts, {"raw": raw, "web": web}, args.rounds)
             except RuntimeError:
-                errors = [line for line in server.log().splitlines() if '"level": "error"' in line]
-                print("\n".join(errors[-3:]), file=sys.stderr)
+                server.say_errors()
                 raise
         (raw_elapsed, raw_lat), (web_elapsed, web_lat) = measured["raw"], measured["web"]
         raw_rate = report("raw ceiling", args.alerts, raw_elapsed, raw_lat)

@@ -151,8 +151,7 @@ def run_backend(backend: str, args) -> tuple[bool, dict]:
                     try:
                         measured[phase] = interleaved(alerts, {"raw": raw, "web": web}, args.rounds)
                     except RuntimeError:
-                        errors = [line for line in server.log().splitlines() if '"level": "error"' in line]
-                        print("\n".join(errors[-3:]), file=sys.stderr)
+                        server.say_errors()
                         raise
         for phase, (alerts, keys, pages) in phases.items():
             what = (f"{len(alerts)} identical alerts" if keys == 1 else f"{len(alerts)} alerts over {keys} keys")

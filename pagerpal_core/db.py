@@ -141,12 +141,18 @@ def make_session_factory(engine: Engine) -> sessionmaker:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
-def in_transaction(session: Session | scoped_session) -> bool:
-    """Whether `session` has begun a transaction; a scoped session that holds no session yet
-    has not (and is not given one just to answer)."""
+def current_session(session: Session | scoped_session) -> Session | None:
+    """The session `session` stands for; None when it is a scoped session that holds none yet
+    (it is not made to create one just to be asked about it)."""
     if isinstance(session, scoped_session):
-        return session.registry.has() and session().in_transaction()
-    return session.in_transaction()
+        return session() if session.registry.has() else None
+    return session
+
+
+def in_transaction(session: Session | scoped_session) -> bool:
+    """Whether `session` has begun a transaction (see `current_session`)."""
+    current = current_session(session)
+    return current is not None and current.in_transaction()
 
 
 def is_postgres(session_or_engine) -> bool:

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import insert
 from sqlalchemy.orm import Session, scoped_session
 
+from pagerpal_core.db import current_session
 from pagerpal_core.models import AlertSource, Incident, IncidentEvent, User
 from pagerpal_core.models.alert_sources import SourceSnapshot
 from pagerpal_core.timeutil import utcnow
@@ -51,11 +52,10 @@ def record_as_caller(session: Session, user: User | None) -> None:
 
 
 def _recorded_by(session: Session | scoped_session) -> int | None:
-    # A scoped session that holds no session yet has nobody recorded (and is not given a
-    # session just to say so: an autocommitted alert never needs one).
-    if isinstance(session, scoped_session) and not session.registry.has():
-        return None
-    return session.info.get(RECORDED_BY_KEY)
+    # A scoped session that holds no session yet has nobody recorded (an autocommitted alert
+    # never makes one).
+    current = current_session(session)
+    return None if current is None else current.info.get(RECORDED_BY_KEY)
 
 
 def event_row(session: Session, incident_id: int | None, kind: str, message: str, *,
